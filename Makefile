@@ -1,0 +1,43 @@
+# Two commands for a new machine: `make demo` and `make test`.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+DEVSTAMP:= $(VENV)/.installed-dev
+SRC     := pyproject.toml
+
+.PHONY: demo test lint fleet simulate bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python $(SRC)
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(DEVSTAMP): $(BIN)/python $(SRC)
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@ $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/banditlb demo
+
+test: $(DEVSTAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/python -m pytest -q
+
+lint: $(DEVSTAMP)
+	$(BIN)/ruff check src tests bench
+
+fleet: $(STAMP)
+	$(BIN)/banditlb fleet
+
+simulate: $(STAMP)
+	$(BIN)/banditlb simulate --strategies all --scenarios T1,T2,T3 --requests 1000 --seeds 20
+
+bench: $(DEVSTAMP)
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,3 @@
+from banditlb.cli import main
+
+main()

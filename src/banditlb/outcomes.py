@@ -1,0 +1,37 @@
+"""What can happen to one attempt, shared by the fleet, the router and the policies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Outcome(StrEnum):
+    """The result of one attempt at one upstream, as a policy learns it."""
+
+    ACCEPTED = "accepted"
+    FAILED = "failed"
+    RATE_LIMITED = "rate_limited"
+    TIMEOUT = "timeout"
+    CONN_ERROR = "conn_error"
+
+    @classmethod
+    def from_status(cls, status: int) -> Outcome:
+        """Map an upstream HTTP status to an outcome (429 is not a failure)."""
+        if 200 <= status < 300:
+            return cls.ACCEPTED
+        if status == 429:
+            return cls.RATE_LIMITED
+        return cls.FAILED
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One attempt of one id at one server, as recorded by the router."""
+
+    server: int
+    outcome: Outcome
+    started_at: float
+    latency_s: float
+    status: int | None = None
+    retry_after_s: float | None = None

@@ -1,0 +1,143 @@
+"""The attempt loop for one id: the only place that knows the scoring rules.
+
+Both the balancer (HTTP) and the simulator (fleet models in virtual time) drive
+a `RequestRoute`: ask it for the next server, send, record the attempt, repeat
+until it says stop. The policy learns inside `record`, so live and simulated
+runs learn identically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from banditlb.outcomes import Attempt, Outcome
+from banditlb.policies.base import Context, Policy
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """Scoring rules and limits: +1 per accepted id, -penalty_weight per attempt
+    beyond `free_attempts`."""
+
+    free_attempts: int = 3
+    penalty_weight: float = 1.0
+    max_attempts: int = 10
+    deadline_s: float | None = None
+    attempt_timeout_s: float = 1.0
+
+    def __post_init__(self):
+        if self.free_attempts < 0 or self.max_attempts < 1:
+            raise ValueError("free_attempts must be >= 0 and max_attempts >= 1")
+        if self.penalty_weight < 0:
+            raise ValueError("penalty_weight must be >= 0")
+        if self.attempt_timeout_s <= 0 or (self.deadline_s is not None and self.deadline_s <= 0):
+            raise ValueError("timeouts must be positive")
+
+
+OK, GAVE_UP, UNAVAILABLE = "ok", "gave_up", "unavailable"
+
+
+@dataclass(slots=True)
+class RouteResult:
+    status: str
+    """OK (accepted), GAVE_UP (attempts spent or not worth it) or UNAVAILABLE (no usable server)."""
+    attempts: list[Attempt]
+
+    @property
+    def server(self) -> int | None:
+        return self.attempts[-1].server if self.status == OK else None
+
+    @property
+    def last(self) -> Attempt | None:
+        return self.attempts[-1] if self.attempts else None
+
+
+@dataclass(slots=True)
+class RequestRoute:
+    """Attempt-loop state for one id."""
+
+    policy: Policy
+    rules: Rules
+    started_at: float
+    unavailable: Callable[[float], frozenset[int]] | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    _tried: tuple[int, ...] = ()
+    _status: str | None = None
+
+    def __post_init__(self):
+        self.policy.begin_request(self.started_at)
+
+    @property
+    def done(self) -> bool:
+        return self._status is not None
+
+    def next_server(self, now: float) -> int | None:
+        """The server for the next attempt, or None when the loop is over."""
+        if self._status is not None:
+            return None
+        n = len(self.attempts)
+        rules = self.rules
+        if n >= rules.max_attempts or self._past_deadline(now):
+            return self._finish(GAVE_UP, now)
+        down = self.unavailable(now) if self.unavailable else frozenset()
+        pick = self.policy.select(Context(now, n, self._tried, down))
+        if pick is None:
+            return self._finish(GAVE_UP if n else UNAVAILABLE, now)
+        if n >= rules.free_attempts and not (
+                self.policy.estimate(pick, now) > rules.penalty_weight):
+            return self._finish(GAVE_UP, now)
+        return pick
+
+    def timeout_for_next(self, now: float) -> float:
+        """The per-attempt timeout, shortened so the attempt cannot overrun the deadline."""
+        if self.rules.deadline_s is None:
+            return self.rules.attempt_timeout_s
+        left = self.started_at + self.rules.deadline_s - now
+        return max(0.0, min(self.rules.attempt_timeout_s, left))
+
+    def record(self, attempt: Attempt) -> None:
+        """Count one finished attempt and let the policy learn from it."""
+        self.attempts.append(attempt)
+        self._tried += (attempt.server,)
+        end = attempt.started_at + attempt.latency_s
+        self.policy.observe(attempt.server, attempt.outcome, end, attempt.latency_s,
+                            attempt.retry_after_s)
+        if attempt.outcome is Outcome.ACCEPTED:
+            self._finish(OK, end)
+
+    def result(self) -> RouteResult:
+        return RouteResult(self._status or GAVE_UP, self.attempts)
+
+    def _past_deadline(self, now: float) -> bool:
+        deadline = self.rules.deadline_s
+        return deadline is not None and now >= self.started_at + deadline
+
+    def _finish(self, status: str, now: float) -> None:
+        self._status = status
+        self.policy.end_request(now, status == OK, len(self.attempts))
+        return None
+
+
+Send = Callable[[int, float], Awaitable[Attempt]]
+"""Async sender: (server, timeout_s) -> the finished Attempt (never raises)."""
+
+
+async def route(policy: Policy, rules: Rules, send: Send, clock: Callable[[], float],
+                unavailable: Callable[[float], frozenset[int]] | None = None) -> RouteResult:
+    """Drive one id through the attempt loop over a real transport."""
+    state = RequestRoute(policy, rules, clock(), unavailable)
+    while (server := state.next_server(clock())) is not None:
+        state.record(await send(server, state.timeout_for_next(clock())))
+    return state.result()
+
+
+def score(results: list[RouteResult], rules: Rules) -> float:
+    """The grader's score for finished ids, from the router's own records."""
+    total = 0.0
+    for r in results:
+        total += r.status == OK
+        total -= rules.penalty_weight * max(0, len(r.attempts) - rules.free_attempts)
+    return total
+
+
