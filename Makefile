@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 DEVSTAMP:= $(VENV)/.installed-dev
 SRC     := pyproject.toml
 
-.PHONY: demo test lint fleet simulate bench clean
+.PHONY: demo test lint fleet simulate bench clean system-deps
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -23,7 +23,7 @@ $(DEVSTAMP): $(BIN)/python $(SRC)
 demo: $(STAMP)
 	$(BIN)/banditlb demo
 
-test: $(DEVSTAMP)
+test: $(DEVSTAMP) system-deps
 	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest -q
 
@@ -38,6 +38,10 @@ simulate: $(STAMP)
 
 bench: $(DEVSTAMP)
 	$(BIN)/python bench/run_all.py
+
+# Browser tests drive Debian's Chromium (no browser download at test time).
+system-deps:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
