@@ -1,0 +1,9 @@
+"""The run store: sessions, runs, attempts and client-side requests in SQLite (WAL)."""
+
+from banditlb.store.database import DEFAULT_DATA_DIR, StoreError, db_path
+from banditlb.store.rows import AttemptRow, RequestRow
+from banditlb.store.store import Store
+from banditlb.store.writer import AttemptWriter
+
+__all__ = ["DEFAULT_DATA_DIR", "AttemptRow", "AttemptWriter", "RequestRow", "Store",
+           "StoreError", "db_path"]
