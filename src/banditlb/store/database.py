@@ -108,6 +108,9 @@ def explain(exc: sqlite3.Error, path: Path) -> StoreError:
         return StoreError(f"cannot open {path}: {text}; check the data dir exists and is writable")
     if "not a database" in lower or "malformed" in lower:
         return StoreError(f"{path} is not a usable banditlb database ({text}); move it away")
+    if "i/o error" in lower:
+        return StoreError(f"disk I/O error writing {path} ({text}); check free space, "
+                          f"file size limits and the file system")
     if "locked" in lower or "busy" in lower:
         return StoreError(f"{path} is locked by another process for too long ({text})")
     return StoreError(f"{path}: {text}")

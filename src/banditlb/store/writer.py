@@ -156,7 +156,7 @@ class AttemptWriter:
 
 
 _WARNINGS = {
-    "failed": "NOT RECORDING attempts any more: writing {path} failed: {cause}. "
+    "failed": "NOT RECORDING attempts any more: {cause}. "
               "The balancer keeps serving; attempts from now on are dropped and counted.",
     "full": "attempt queue full ({max_queue} rows waiting for {path}): dropping attempts "
             "and counting them until the writer catches up",
