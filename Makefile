@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 DEVSTAMP:= $(VENV)/.installed-dev
 SRC     := pyproject.toml
 
-.PHONY: demo test lint fleet simulate bench clean system-deps
+.PHONY: demo test lint fleet simulate harness bench clean system-deps
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -35,6 +35,9 @@ fleet: $(STAMP)
 
 simulate: $(STAMP)
 	$(BIN)/banditlb simulate --strategies all --scenarios T1,T2,T3 --requests 1000 --seeds 20
+
+harness: $(STAMP)
+	$(BIN)/banditlb harness --strategies all --scenarios T1,T2,T3 --requests 100 --rps 10
 
 bench: $(DEVSTAMP)
 	$(BIN)/python bench/run_all.py
