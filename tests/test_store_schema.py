@@ -50,12 +50,14 @@ def test_sessions_and_runs_round_trip(tmp_path):
         other = store.create_run(auto_a, "v6", None, {}, None, "lb")
         store.end_run(run, {"score": 10})
         store.end_run(run, {"p50_ms": 3.5})
+        ended_at = store.run(run)["ended_at"]
+        store.end_run(run, {"score": -1, "accepted": 4})  # a later writer only adds keys
 
         got = store.run(run)
         assert got["session_name"] == "bench" and got["strategy"] == "v4"
         assert got["params"] == {"prior": 2} and got["seed"] == 7
-        assert got["summary"] == {"score": 10, "p50_ms": 3.5}
-        assert got["ended_at"] >= got["started_at"]
+        assert got["summary"] == {"score": 10, "p50_ms": 3.5, "accepted": 4}
+        assert got["ended_at"] == ended_at >= got["started_at"]
         assert store.run(other)["ended_at"] is None
         assert store.run(999) is None
         assert [r["id"] for r in store.runs(named)] == [run]

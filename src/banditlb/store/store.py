@@ -90,15 +90,21 @@ class Store:
         return cursor.lastrowid
 
     def end_run(self, run_id: int, summary: dict) -> None:
-        """Mark the run ended now and merge `summary` into its stored summary."""
+        """Mark the run ended and merge `summary` into its stored summary; first writer wins.
+
+        A harness run is ended twice: first by the harness with the fleet's ground truth,
+        later by the balancer with its own counts when it moves on. Keys and the end time
+        already stored are kept, so the balancer adds its view without overwriting the truth.
+        """
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
                 row = self._conn.execute("SELECT summary FROM runs WHERE id = ?",
                                          (run_id,)).fetchone()
                 if row is not None:
-                    merged = {**json.loads(row["summary"]), **summary}
-                    self._conn.execute("UPDATE runs SET ended_at = ?, summary = ? WHERE id = ?",
+                    merged = {**summary, **json.loads(row["summary"])}
+                    self._conn.execute("UPDATE runs SET ended_at = COALESCE(ended_at, ?), "
+                                       "summary = ? WHERE id = ?",
                                        (time.time(), json.dumps(merged), run_id))
                 self._conn.execute("COMMIT")
             except sqlite3.Error as exc:
