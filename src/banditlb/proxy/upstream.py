@@ -1,0 +1,161 @@
+"""Pooled keep-alive HTTP/1.1 client for one upstream; every failure becomes an Attempt.
+
+The balancer sends one tiny request shape (POST / with {"id": ...}) to a known set
+of addresses, so a small asyncio protocol with httptools' response parser does the
+job with a fraction of a general client's per-request cost (bench/README.md,
+"Balancer"). Nothing here raises into the router: refused, reset, closed
+mid-response, timed out or unparsable all come back as an outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from email.utils import parsedate_to_datetime
+
+import httptools
+
+from banditlb.outcomes import Attempt, Outcome
+from banditlb.proxy.config import Upstream
+
+MAX_IDLE = 256
+"""Idle connections kept per upstream; more are closed when released."""
+
+
+class _BadResponse(Exception):
+    """The upstream answered something that is not an HTTP/1.1 response."""
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection; carries at most one request at a time."""
+
+    def __init__(self):
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self._parser = httptools.HttpResponseParser(self)
+        self._waiter: asyncio.Future | None = None
+        self._retry_after: bytes | None = None
+
+    def send(self, payload: bytes) -> asyncio.Future:
+        """Write one request; the future resolves to (status, retry_after, keep_alive)."""
+        self._retry_after = None
+        self._waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(payload)
+        return self._waiter
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if self._waiter is None or self._waiter.done():
+            self.close()  # bytes nobody asked for: the connection cannot be trusted
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(_BadResponse(str(exc)))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._fail(exc or ConnectionResetError("upstream closed the connection"))
+
+    # httptools callbacks
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if name.lower() == b"retry-after":
+            self._retry_after = value
+
+    def on_message_complete(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result((self._parser.get_status_code(), self._retry_after,
+                               self._parser.should_keep_alive()))
+
+    def _fail(self, exc: Exception) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+        self.close()
+
+
+class UpstreamClient:
+    """Sends ids to one upstream over pooled connections."""
+
+    def __init__(self, index: int, upstream: Upstream):
+        self.index = index
+        self.upstream = upstream
+        self._idle: deque[_Connection] = deque()
+        self._retired = False
+        self._head = (f"POST / HTTP/1.1\r\nHost: {upstream.name}\r\n"
+                      f"Content-Type: application/json\r\nContent-Length: ").encode()
+
+    async def send(self, request_id: str, timeout_s: float) -> Attempt:
+        """One attempt: the outcome, its latency and status; never raises (but on cancel)."""
+        started = time.monotonic()
+        body = b'{"id":"' + request_id.encode() + b'"}'
+        payload = self._head + str(len(body)).encode() + b"\r\n\r\n" + body
+        conn = None
+        try:
+            async with asyncio.timeout(timeout_s):
+                conn = self._idle.pop() if self._idle else await self._connect()
+                while conn.closed:  # a pooled connection the upstream has since closed
+                    conn = self._idle.pop() if self._idle else await self._connect()
+                status, retry_after, keep_alive = await conn.send(payload)
+        except TimeoutError:
+            return self._lost(conn, Outcome.TIMEOUT, started)
+        except _BadResponse:
+            return self._lost(conn, Outcome.FAILED, started)
+        except OSError:
+            return self._lost(conn, Outcome.CONN_ERROR, started)
+        except BaseException:
+            if conn is not None:
+                conn.close()
+            raise
+        latency = time.monotonic() - started
+        self._release(conn, keep_alive)
+        return Attempt(self.index, Outcome.from_status(status), started, latency, status,
+                       parse_retry_after(retry_after) if status == 429 else None)
+
+    def close(self) -> None:
+        """Close idle connections; ones still in use are closed when they come back."""
+        self._retired = True
+        while self._idle:
+            self._idle.pop().close()
+
+    async def _connect(self) -> _Connection:
+        _, conn = await asyncio.get_running_loop().create_connection(
+            _Connection, self.upstream.ip, self.upstream.port)
+        return conn
+
+    def _release(self, conn: _Connection, keep_alive: bool) -> None:
+        if keep_alive and not conn.closed and not self._retired and len(self._idle) < MAX_IDLE:
+            self._idle.append(conn)
+        else:
+            conn.close()
+
+    def _lost(self, conn: _Connection | None, outcome: Outcome, started: float) -> Attempt:
+        if conn is not None:
+            conn.close()
+        return Attempt(self.index, outcome, started, time.monotonic() - started)
+
+
+def parse_retry_after(value: bytes | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date)."""
+    if not value:
+        return None
+    text = value.decode("latin-1").strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(text).timestamp()
+        except (TypeError, ValueError):
+            return None
+        seconds = when - (time.time() if now is None else now)
+    return max(0.0, seconds) if seconds == seconds else None
