@@ -106,8 +106,9 @@ def _one_run(config: MatrixConfig, store: Store, session_id: int, fleet: FleetCo
                                           on_answer=on_answer))
         flushed = balancer.flush()
         truth = fleet.scores(config.penalty_weight, config.free_attempts)[scenario]
-    except BaseException:
-        store.end_run(run_id, {"interrupted": True})
+    except BaseException as exc:
+        store.end_run(run_id, {"interrupted": True} if isinstance(exc, KeyboardInterrupt)
+                      else {"error": str(exc)})
         raise
     store.record_requests(run_id, rows)
     result = _result(strategy, scenario, run_id, session_id, rows, truth, flushed)
