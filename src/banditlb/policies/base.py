@@ -8,6 +8,7 @@ same decisions live and in the simulator.
 
 from __future__ import annotations
 
+import inspect
 import random
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -49,10 +50,19 @@ class Policy:
         self.rng = random.Random(seed)
         self.requests = 0
 
+    @classmethod
+    def param_defaults(cls) -> dict:
+        """The strategy's parameters and their defaults: its constructor's keywords
+        other than seed and truth (so the registry and the CLI never keep a second list)."""
+        signature = inspect.signature(cls.__init__)
+        return {p.name: p.default for p in signature.parameters.values()
+                if p.kind is p.KEYWORD_ONLY and p.name not in ("seed", "truth")}
+
     @property
     def params(self) -> dict:
-        """The strategy's parameters (constructor keywords other than n_servers/seed)."""
-        return {}
+        """The strategy's parameters (constructor keywords other than n_servers/seed),
+        read from the attributes of the same names."""
+        return {name: getattr(self, name) for name in self.param_defaults()}
 
     def begin_request(self, now: float) -> None:
         """A new id arrives; called once per id before its first select."""
