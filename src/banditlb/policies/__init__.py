@@ -16,8 +16,20 @@ __all__ = ["Context", "Policy", "UnknownStrategy", "alias_of", "canonical_name",
            "parse_params", "strategy_class", "strategy_names"]
 
 STRATEGIES: tuple[str, ...] = (
+    "explore_first.ExploreFirst",
+    "ucb.UCB",
+    "ucb.UCBModified",
+    "thompson.Thompson",
+    "thompson.ThompsonModified",
+    "thompson.ThompsonMasked",
+    "windowed.SlidingWindow",
+    "blocking.Blocking",
+    "knapsack.BalancedExploration",
+    "knapsack.PrimalDual",
     "baselines.RandomChoice",
     "baselines.RoundRobin",
+    "baselines.EpsilonGreedy",
+    "baselines.Exp3",
     "oracle.Oracle",
 )
 """Every strategy as "module.Class" under banditlb.policies, in display order (oracle last)."""

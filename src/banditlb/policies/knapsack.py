@@ -1,0 +1,138 @@
+"""v9 `balanced-exploration` and v10 `primal-dual`, after Badanidiyuru, Kleinberg
+and Slivkins, "Bandits with Knapsacks" (FOCS 2013; J. ACM 2018).
+
+Our reading of the paper for this problem:
+- A round is one attempt, an arm is a server. Reward: the attempt is accepted.
+  Resources, each with a budget: attempts (every attempt consumes one; an id's
+  budget is its free attempts, spending beyond it is what the score penalizes)
+  and capacity (a 429 consumes a unit of a server's rate limit and buys nothing).
+- Estimates use the paper's confidence radius rad(v, N) = sqrt(C v / N) + C / N
+  with C = confidence * ln(2 + t), t the attempts observed so far (the paper's
+  C_rad = Theta(log(n T d))): upper bounds for rewards, lower bounds for costs.
+- v9 ranks servers by the paper's optimistic "bang per buck", UCB(reward) /
+  LCB(cost), cost = 1 attempt + capacity_weight * P(429). The paper's
+  BalancedExploration solves an LP over the whole confidence region each
+  round, far too slow for a request path; what we keep is its balance between
+  exploring and spending: the radius is weighted by the share of the id's
+  attempt budget still left, so an id's first attempt explores fully and
+  attempts at or past `budget` use the plain estimates.
+- v10 is the Lagrangian (primal-dual) side of the paper: maximize
+  UCB(reward) - lambda * LCB(P(429)), where the price lambda of capacity is
+  updated multiplicatively after every attempt toward a target consumption
+  rate (lambda *= exp(eta * (consumed - target_rate))): it rises while 429s
+  come faster than the target and decays when capacity is plentiful.
+- Both try every server once first (an empty confidence interval is infinite).
+"""
+
+from __future__ import annotations
+
+import math
+
+from banditlb.outcomes import Outcome
+from banditlb.policies.base import Context, Policy
+from banditlb.policies.counts import Tally
+
+
+class KnapsackPolicy(Policy):
+    """Shared counts and confidence bounds; subclasses define `score`."""
+
+    def __init__(self, n_servers: int, *, seed: int, confidence: float):
+        super().__init__(n_servers, seed=seed)
+        if confidence < 0:
+            raise ValueError("confidence must be >= 0")
+        self.confidence = confidence
+        self.tally = Tally(n_servers, rate_limit_is_failure=True)
+        self.total = 0
+
+    def radius(self, mean: float, n: int) -> float:
+        """The paper's rad(v, N) = sqrt(C v / N) + C / N."""
+        c = self.confidence * math.log(2 + self.total)
+        return math.sqrt(c * mean / n) + c / n
+
+    def bounds(self, server: int, weight: float) -> tuple[float, float]:
+        """(UCB of the acceptance rate, LCB of the 429 rate), radius times `weight`."""
+        n = self.tally.tries(server)
+        reward = self.tally.successes[server] / n
+        cost = self.tally.rate_limited[server] / n
+        return (min(1.0, reward + weight * self.radius(reward, n)),
+                max(0.0, cost - weight * self.radius(cost, n)))
+
+    def select(self, ctx: Context) -> int | None:
+        usable = [s for s in range(self.n) if s not in ctx.unavailable]
+        if not usable:
+            return None
+        tries = self.tally.tries
+        for s in usable:
+            if tries(s) == 0:
+                return s
+        return max(usable, key=lambda s: self.score(s, ctx))
+
+    def score(self, server: int, ctx: Context) -> float:
+        raise NotImplementedError
+
+    def observe(self, server: int, outcome: Outcome, now: float, latency_s: float,
+                retry_after_s: float | None = None) -> None:
+        self.tally.add(server, outcome)
+        self.total += 1
+
+    def estimate(self, server: int, now: float) -> float:
+        """Observed acceptance rate over all attempts (429s included: they are attempts)."""
+        return self.tally.rate(server)
+
+    def snapshot(self, now: float) -> dict:
+        return {**super().snapshot(now), **self.tally.as_dict()}
+
+
+class BalancedExploration(KnapsackPolicy):
+    """v9: UCB(reward) / LCB(cost), exploration weighted by the id's budget left."""
+
+    name = "v9"
+    alias = "balanced-exploration"
+
+    def __init__(self, n_servers: int, *, seed: int = 0, budget: float = 3.0,
+                 capacity_weight: float = 1.0, confidence: float = 1.0):
+        super().__init__(n_servers, seed=seed, confidence=confidence)
+        if budget <= 0 or capacity_weight < 0:
+            raise ValueError("budget must be > 0 and capacity_weight >= 0")
+        self.budget, self.capacity_weight = budget, capacity_weight
+
+    def score(self, server: int, ctx: Context) -> float:
+        left = max(0.0, self.budget - ctx.attempt) / self.budget
+        reward_ucb, cost_lcb = self.bounds(server, left)
+        return reward_ucb / (1.0 + self.capacity_weight * cost_lcb)
+
+
+class PrimalDual(KnapsackPolicy):
+    """v10: UCB(reward) - lambda * LCB(429 rate), lambda priced multiplicatively."""
+
+    name = "v10"
+    alias = "primal-dual"
+
+    def __init__(self, n_servers: int, *, seed: int = 0, target_rate: float = 0.05,
+                 learning_rate: float = 0.1, lambda_init: float = 1.0,
+                 lambda_min: float = 0.001, lambda_max: float = 100.0,
+                 confidence: float = 1.0):
+        super().__init__(n_servers, seed=seed, confidence=confidence)
+        if not 0 <= target_rate <= 1:
+            raise ValueError("target_rate must be within [0, 1]")
+        if not 0 < lambda_min <= lambda_init <= lambda_max:
+            raise ValueError("need 0 < lambda_min <= lambda_init <= lambda_max")
+        if learning_rate <= 0:
+            raise ValueError("learning_rate must be > 0")
+        self.target_rate, self.learning_rate = target_rate, learning_rate
+        self.lambda_init, self.lambda_min, self.lambda_max = lambda_init, lambda_min, lambda_max
+        self.price = lambda_init
+
+    def score(self, server: int, ctx: Context) -> float:
+        reward_ucb, cost_lcb = self.bounds(server, 1.0)
+        return reward_ucb - self.price * cost_lcb
+
+    def observe(self, server: int, outcome: Outcome, now: float, latency_s: float,
+                retry_after_s: float | None = None) -> None:
+        super().observe(server, outcome, now, latency_s, retry_after_s)
+        consumed = 1.0 if outcome is Outcome.RATE_LIMITED else 0.0
+        step = math.exp(self.learning_rate * (consumed - self.target_rate))
+        self.price = min(self.lambda_max, max(self.lambda_min, self.price * step))
+
+    def snapshot(self, now: float) -> dict:
+        return {**super().snapshot(now), "lambda": self.price}

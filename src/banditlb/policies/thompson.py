@@ -1,0 +1,122 @@
+"""Thompson sampling as in the original write-up: v4, v5 (flattened early), v6 (masked).
+
+All three keep a Beta-Bernoulli posterior per server. Timeouts and refused
+connections are failures. v4 and v5 learn a 429 as a failure, like the
+original; v6 does not: a 429 says the server is busy, not bad, so it masks the
+server for a cooldown instead (v7 reuses that masking).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from banditlb.outcomes import Outcome
+from banditlb.policies.base import Context
+from banditlb.policies.counts import Tally
+from banditlb.policies.habit import Quarantine, RetryHabit
+from banditlb.policies.posterior import BetaPosteriors
+
+
+class Thompson(RetryHabit):
+    """v4: sample each candidate's posterior, go with the highest draw."""
+
+    name = "v4"
+    alias = "thompson"
+    rate_limit_is_failure: ClassVar[bool] = True
+
+    def __init__(self, n_servers: int, *, seed: int = 0, prior_alpha: float = 1.0,
+                 prior_beta: float = 1.0, free_attempts: int = 3):
+        super().__init__(n_servers, seed=seed)
+        self.prior_alpha, self.prior_beta = prior_alpha, prior_beta
+        self.free_attempts = free_attempts
+        self.posterior = BetaPosteriors(n_servers, seed, prior_alpha, prior_beta)
+        self.tally = Tally(n_servers, rate_limit_is_failure=self.rate_limit_is_failure)
+
+    def explore(self, candidates: Sequence[int], ctx: Context) -> int:
+        return self.posterior.best_of(candidates)
+
+    def observe(self, server: int, outcome: Outcome, now: float, latency_s: float,
+                retry_after_s: float | None = None) -> None:
+        won = self.tally.add(server, outcome)
+        if won is None:
+            self.rate_limited(server, now)
+        else:
+            self.learn(server, won, now)
+
+    def learn(self, server: int, won: bool, now: float) -> None:
+        """One outcome that says something about the server's quality."""
+        self.posterior.add(server, won)
+
+    def rate_limited(self, server: int, now: float) -> None:
+        """A 429 for a strategy that does not learn it as a failure."""
+
+    def estimate(self, server: int, now: float) -> float:
+        return self.posterior.mean(server)
+
+    def snapshot(self, now: float) -> dict:
+        return {**super().snapshot(now), **self.tally.as_dict(), **self.posterior.as_dict()}
+
+
+class ThompsonModified(Thompson):
+    """v5: early attempts of an id sample flattened posteriors, so a server that
+    failed a little is still given a chance; plain Thompson afterwards.
+
+    At attempt k < flat_attempts: variance scale v = variance_scale * scale_decay**k;
+    with total = alpha + beta, factor = max(min_total, total / v) / total multiplies
+    alpha and beta, each floored at 1 (never more lopsided than uniform allows).
+    """
+
+    name = "v5"
+    alias = "thompson-modified"
+
+    def __init__(self, n_servers: int, *, seed: int = 0, prior_alpha: float = 1.0,
+                 prior_beta: float = 1.0, free_attempts: int = 3, flat_attempts: int = 3,
+                 variance_scale: float = 4.0, scale_decay: float = 0.5,
+                 min_total: float = 2.0):
+        super().__init__(n_servers, seed=seed, prior_alpha=prior_alpha,
+                         prior_beta=prior_beta, free_attempts=free_attempts)
+        if variance_scale <= 0 or scale_decay <= 0 or min_total <= 0:
+            raise ValueError("variance_scale, scale_decay and min_total must be > 0")
+        self.flat_attempts = flat_attempts
+        self.variance_scale, self.scale_decay = variance_scale, scale_decay
+        self.min_total = min_total
+
+    def flattened(self, server: int, attempt: int) -> tuple[float, float]:
+        """The (alpha, beta) sampled for `server` at this attempt of an id."""
+        alpha, beta = self.posterior.alpha[server], self.posterior.beta[server]
+        total = alpha + beta
+        scale = self.variance_scale * self.scale_decay ** attempt
+        factor = max(self.min_total, total / scale) / total
+        return max(1.0, alpha * factor), max(1.0, beta * factor)
+
+    def explore(self, candidates: Sequence[int], ctx: Context) -> int:
+        if ctx.attempt >= self.flat_attempts:
+            return super().explore(candidates, ctx)
+        attempt, sample = ctx.attempt, self.posterior.sample_shape
+        return max(candidates,
+                   key=lambda s: sample(s, attempt, *self.flattened(s, attempt)))
+
+
+class ThompsonMasked(Thompson):
+    """v6: a 429 is not a failure; it masks the server for `cooldown_s`. When every
+    usable server is masked, the one limited longest ago."""
+
+    name = "v6"
+    alias = "thompson-masked"
+    rate_limit_is_failure = False
+
+    def __init__(self, n_servers: int, *, seed: int = 0, prior_alpha: float = 1.0,
+                 prior_beta: float = 1.0, free_attempts: int = 3, cooldown_s: float = 1.0):
+        super().__init__(n_servers, seed=seed, prior_alpha=prior_alpha,
+                         prior_beta=prior_beta, free_attempts=free_attempts)
+        if cooldown_s < 0:
+            raise ValueError("cooldown_s must be >= 0")
+        self.cooldown_s = cooldown_s
+        self.quarantine = Quarantine(n_servers)
+
+    def rate_limited(self, server: int, now: float) -> None:
+        self.quarantine.hold(server, now + self.cooldown_s)
+
+    def snapshot(self, now: float) -> dict:
+        return {**super().snapshot(now), "masked_until": self.quarantine.as_list(now)}
