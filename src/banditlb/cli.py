@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import typer
 
+from banditlb.commands.demo import demo_command
+from banditlb.commands.harness import harness_command
+from banditlb.commands.lb import lb_command
+from banditlb.commands.runs import runs_app
+from banditlb.commands.simulate import simulate_command
+
 app = typer.Typer(
     help="banditlb: a load balancer that learns which flaky upstreams to trust, and its lab.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+app.command("simulate")(simulate_command)
+app.add_typer(runs_app, name="runs")
+app.command("harness")(harness_command)
+app.command("demo")(demo_command)
+app.command("lb")(lb_command)
 
 
 def main() -> None:
