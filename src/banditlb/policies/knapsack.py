@@ -44,18 +44,14 @@ class KnapsackPolicy(Policy):
         self.tally = Tally(n_servers, rate_limit_is_failure=True)
         self.total = 0
 
-    def radius(self, mean: float, n: int) -> float:
-        """The paper's rad(v, N) = sqrt(C v / N) + C / N."""
-        c = self.confidence * math.log(2 + self.total)
-        return math.sqrt(c * mean / n) + c / n
-
-    def bounds(self, server: int, weight: float) -> tuple[float, float]:
-        """(UCB of the acceptance rate, LCB of the 429 rate), radius times `weight`."""
+    def bounds(self, server: int, weight: float, c_rad: float) -> tuple[float, float]:
+        """(UCB of the acceptance rate, LCB of the 429 rate): the paper's radius
+        rad(v, N) = sqrt(C v / N) + C / N, times `weight`."""
         n = self.tally.tries(server)
         reward = self.tally.successes[server] / n
         cost = self.tally.rate_limited[server] / n
-        return (min(1.0, reward + weight * self.radius(reward, n)),
-                max(0.0, cost - weight * self.radius(cost, n)))
+        return (min(1.0, reward + weight * (math.sqrt(c_rad * reward / n) + c_rad / n)),
+                max(0.0, cost - weight * (math.sqrt(c_rad * cost / n) + c_rad / n)))
 
     def select(self, ctx: Context) -> int | None:
         usable = [s for s in range(self.n) if s not in ctx.unavailable]
@@ -65,9 +61,11 @@ class KnapsackPolicy(Policy):
         for s in usable:
             if tries(s) == 0:
                 return s
-        return max(usable, key=lambda s: self.score(s, ctx))
+        c_rad = self.confidence * math.log(2 + self.total)
+        return max(usable, key=lambda s: self.score(s, ctx, c_rad))
 
-    def score(self, server: int, ctx: Context) -> float:
+    def score(self, server: int, ctx: Context, c_rad: float) -> float:
+        """How good `server` looks for this attempt, given the radius constant C."""
         raise NotImplementedError
 
     def observe(self, server: int, outcome: Outcome, now: float, latency_s: float,
@@ -96,9 +94,9 @@ class BalancedExploration(KnapsackPolicy):
             raise ValueError("budget must be > 0 and capacity_weight >= 0")
         self.budget, self.capacity_weight = budget, capacity_weight
 
-    def score(self, server: int, ctx: Context) -> float:
+    def score(self, server: int, ctx: Context, c_rad: float) -> float:
         left = max(0.0, self.budget - ctx.attempt) / self.budget
-        reward_ucb, cost_lcb = self.bounds(server, left)
+        reward_ucb, cost_lcb = self.bounds(server, left, c_rad)
         return reward_ucb / (1.0 + self.capacity_weight * cost_lcb)
 
 
@@ -123,8 +121,8 @@ class PrimalDual(KnapsackPolicy):
         self.lambda_init, self.lambda_min, self.lambda_max = lambda_init, lambda_min, lambda_max
         self.price = lambda_init
 
-    def score(self, server: int, ctx: Context) -> float:
-        reward_ucb, cost_lcb = self.bounds(server, 1.0)
+    def score(self, server: int, ctx: Context, c_rad: float) -> float:
+        reward_ucb, cost_lcb = self.bounds(server, 1.0, c_rad)
         return reward_ucb - self.price * cost_lcb
 
     def observe(self, server: int, outcome: Outcome, now: float, latency_s: float,
