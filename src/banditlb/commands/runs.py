@@ -10,6 +10,7 @@ from statistics import median
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -50,16 +51,19 @@ def list_runs(
                 names = ", ".join(s["name"] for s in store.sessions()) or "none"
                 fail(f"no session named {session!r} in {data_dir} (sessions: {names})")
         runs = store.runs(session_id)
-    table = Table(title=f"runs in {db_path(data_dir)}")
-    for column in ("run", "session", "strategy", "scenario", "source", "started", "duration",
-                   "attempts", "accepted", "score"):
-        table.add_column(column, justify="right" if column in ("run", "attempts", "accepted",
-                                                                "score") else "left")
+    table = Table(title=f"runs in {db_path(data_dir)}", box=box.SIMPLE_HEAD, padding=(0, 1),
+                  pad_edge=False, collapse_padding=True)
+    table.add_column("run", justify="right")
+    table.add_column("session", max_width=14, overflow="ellipsis", no_wrap=True)
+    for column in ("strategy", "scenario", "started"):
+        table.add_column(column, no_wrap=True)
+    for column in ("attempts", "accepted", "score"):
+        table.add_column(column, justify="right")
     for run in runs:
         summary = run["summary"]
         table.add_row(str(run["id"]), run["session_name"], run["strategy"],
-                      run["scenario"] or "-", run["source"], when(run["started_at"]),
-                      duration(run), str(run["attempt_rows"]),
+                      run["scenario"] or "-", when(run["started_at"], "%m-%d %H:%M"),
+                      str(run["attempt_rows"]),
                       str(summary.get("ids_accepted", "-")), number(summary.get("score")))
     Console().print(table)
 
@@ -151,8 +155,8 @@ def upstream_table(attempts: list[dict]) -> Table:
     return table
 
 
-def when(ts: float) -> str:
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+def when(ts: float, layout: str = "%Y-%m-%d %H:%M:%S") -> str:
+    return datetime.fromtimestamp(ts).strftime(layout)
 
 
 def duration(run: dict) -> str:

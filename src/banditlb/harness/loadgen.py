@@ -35,7 +35,8 @@ async def fire_open_loop(url: str, ids: Sequence[str], rps: float, *, timeout_s:
                          ) -> list[RequestRow]:
     """POST {"id": ...} to `url` for each id at `rps`, concurrently; one row per request.
 
-    Request n leaves at start + n/rps whatever happened to the earlier ones; the call
+    Request n (1-based, like the balancer's numbering) leaves at start + (n - 1)/rps
+    whatever happened to the earlier ones; the call
     returns when every request has an answer or has waited `timeout_s`.
     """
     if rps <= 0:
@@ -46,8 +47,8 @@ async def fire_open_loop(url: str, ids: Sequence[str], rps: float, *, timeout_s:
         loop = asyncio.get_running_loop()
         start = loop.time()
         tasks = []
-        for number, request_id in enumerate(ids):
-            delay = start + number / rps - loop.time()
+        for number, request_id in enumerate(ids, start=1):
+            delay = start + (number - 1) / rps - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
             tasks.append(asyncio.create_task(

@@ -35,33 +35,30 @@ def run_with_progress(config: MatrixConfig, console: Console) -> list[RunResult]
 
 
 def print_results(console: Console, results: list[RunResult]) -> None:
-    """One row per run, grouped by scenario, best score in bold; then the winner per scenario."""
+    """A table per scenario, best score in bold, then the winner per scenario."""
     if not results:
         console.print("no run finished")
         return
-    table = Table(title="live runs (score = fleet ground truth)")
-    table.add_column("scenario")
-    table.add_column("strategy")
-    for column in ("run", "score", "accepted", "penalized", "429s", "attempts",
-                   "p50 ms", "p99 ms"):
-        table.add_column(column, justify="right")
     winners = {}
     for scenario in dict.fromkeys(r.scenario for r in results):
         rows = sorted((r for r in results if r.scenario == scenario), key=lambda r: -r.score)
         best = rows[0].score
-        winners[scenario] = [r.strategy for r in rows if r.score == best]
+        winners[scenario] = ([r.strategy for r in rows if r.score == best], best)
+        table = Table(title=f"{scenario}: {rows[0].requests} requests per run, "
+                            f"score from the fleet's ground truth")
+        table.add_column("strategy")
+        for column in ("run", "score", "accepted", "penalized", "429s", "attempts",
+                       "p50 ms", "p99 ms"):
+            table.add_column(column, justify="right")
         for r in rows:
-            table.add_row(scenario, r.strategy, str(r.run_id), f"{r.score:g}",
+            table.add_row(r.strategy, str(r.run_id), f"{r.score:g}",
                           f"{r.ids_accepted}/{r.requests}", str(r.penalized_attempts),
                           str(r.rate_limited), str(r.attempts), f"{r.client_p50_ms:.1f}",
                           f"{r.client_p99_ms:.1f}",
                           style="bold green" if r.score == best else None)
-        table.add_section()
-    console.print(table)
-    for scenario, names in winners.items():
-        best = next(r.score for r in results if r.scenario == scenario and r.strategy in names)
-        console.print(f"winner on {scenario}: [bold]{', '.join(names)}[/bold] "
-                      f"(score {best:g})")
+        console.print(table)
+    for scenario, (names, best) in winners.items():
+        console.print(f"winner on {scenario}: [bold]{', '.join(names)}[/bold] (score {best:g})")
     for r in results:
         if not r.recording or r.dropped:
             console.print(f"[yellow]run {r.run_id}: the balancer dropped {r.dropped} attempt "

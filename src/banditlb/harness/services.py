@@ -26,15 +26,16 @@ def running_services(scenarios: list[str], *, data_dir: Path, seed: int = 0,
     A balancer started here records into `data_dir` and starts on the first scenario's
     servers; the harness points it at each scenario's servers in turn.
     """
-    # Imported here: the fleet and balancer pull in their servers only when started.
-    from banditlb.fleet.runner import start_fleet_process
-    from banditlb.proxy.runner import start_lb_process
-
+    # The runners are imported only when needed: each pulls in its whole server.
     with ExitStack() as stack:
         if fleet_url is None:
+            from banditlb.fleet.runner import start_fleet_process
+
             fleet = stack.enter_context(start_fleet_process(scenarios, seed=seed))
             fleet_url = fleet.control_url
         if lb_url is None:
+            from banditlb.proxy.runner import start_lb_process
+
             upstreams = FleetControl(fleet_url).upstreams(scenarios[0])
             lb = stack.enter_context(start_lb_process(
                 upstreams, strategy=strategy, data_dir=data_dir, fleet_url=fleet_url,

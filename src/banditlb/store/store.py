@@ -102,7 +102,8 @@ class Store:
                 row = self._conn.execute("SELECT summary FROM runs WHERE id = ?",
                                          (run_id,)).fetchone()
                 if row is not None:
-                    merged = {**summary, **json.loads(row["summary"])}
+                    stored = json.loads(row["summary"])
+                    merged = {**stored, **{k: v for k, v in summary.items() if k not in stored}}
                     self._conn.execute("UPDATE runs SET ended_at = COALESCE(ended_at, ?), "
                                        "summary = ? WHERE id = ?",
                                        (time.time(), json.dumps(merged), run_id))
