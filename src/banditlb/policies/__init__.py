@@ -16,6 +16,7 @@ __all__ = ["Context", "Policy", "UnknownStrategy", "alias_of", "canonical_name",
            "parse_params", "strategy_class", "strategy_names"]
 
 STRATEGIES: tuple[str, ...] = (
+    "auto.Auto",
     "explore_first.ExploreFirst",
     "ucb.UCB",
     "ucb.UCBModified",
@@ -32,7 +33,8 @@ STRATEGIES: tuple[str, ...] = (
     "baselines.Exp3",
     "oracle.Oracle",
 )
-"""Every strategy as "module.Class" under banditlb.policies, in display order (oracle last)."""
+"""Every strategy as "module.Class" under banditlb.policies, in display order: our default
+first, then v1..v10, the baselines and the oracle last."""
 
 
 class UnknownStrategy(ValueError):

@@ -1,0 +1,167 @@
+"""`auto`: quality and availability learned apart, retries to the best bet.
+
+Why each part (the ablations are in docs/strategies.md):
+- Quality is a Beta posterior over the whole history of admitted attempts
+  (accepted vs failed; timeouts and refusals count as failures). A 429 says
+  nothing about quality, so it never touches the posterior.
+- Availability is learned separately, per server, as a token bucket we cannot
+  see: the first 429 sets its rate to what the server admitted lately, every
+  later 429 cuts it (multiplicative decrease) and empties our copy of the
+  bucket, every admitted attempt raises it a little (additive increase). A
+  server whose bucket copy is empty is left alone until it refills, so we pace
+  each server near its real capacity instead of learning it by hitting 429s,
+  and we stay out of penalty boxes that punish hammering. A Retry-After, when
+  given, is believed.
+- Drift: the quality posterior is reset to the recent window only when that
+  window's success count is implausible under the long-run estimate (a z-test
+  at `drift_z` standard deviations), so stationary fleets keep their history.
+- Selection is Thompson sampling over quality among servers that should
+  admit now, without the "skip what was tried" habit: attempts are independent
+  draws, so the best server stays the best bet after one of its failures.
+- Stopping: `estimate` is quality times the chance the server admits now, so
+  past the free attempts the router goes on only when success is likely enough.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+from banditlb.outcomes import Outcome
+from banditlb.policies.base import Context, Policy
+
+
+class Auto(Policy):
+    name = "auto"
+    alias = "auto"
+
+    def __init__(self, n_servers: int, *, seed: int = 0, prior_alpha: float = 1.0,
+                 prior_beta: float = 1.0, decrease: float = 0.75, doubling_s: float = 10.0,
+                 rate_window_s: float = 5.0, min_rate: float = 0.05, backoff_s: float = 0.5,
+                 backoff_max_s: float = 8.0, drift_window: int = 40,
+                 drift_z: float = 4.0):
+        super().__init__(n_servers, seed=seed)
+        self.prior_alpha, self.prior_beta = prior_alpha, prior_beta
+        self.decrease, self.doubling_s = decrease, doubling_s
+        self.rate_window_s, self.min_rate = rate_window_s, min_rate
+        self.backoff_s, self.backoff_max_s = backoff_s, backoff_max_s
+        self.drift_window, self.drift_z = drift_window, drift_z
+        self.alpha = [prior_alpha] * n_servers
+        self.beta = [prior_beta] * n_servers
+        self.recent = [deque(maxlen=drift_window) for _ in range(n_servers)]
+        self.admitted_at = [deque() for _ in range(n_servers)]
+        self.rate = [math.inf] * n_servers
+        """Estimated refill rate (admits/s); inf until the server first refuses."""
+        self.refused_at = [0.0] * n_servers
+        self.tokens = [1.0] * n_servers
+        self.refilled_at = [0.0] * n_servers
+        self.blocked_until = [-math.inf] * n_servers
+        self.rate_limited = [0] * n_servers
+        self.streak = [0] * n_servers
+        """Refusals in a row: a collapse or a penalty box, not a slower steady rate."""
+        self.resets = [0] * n_servers
+
+    def _rate(self, server: int, now: float) -> float:
+        """The refill rate after the last refusal, growing again (doubling every
+        `doubling_s`) so capacity that comes back is found without waiting for luck."""
+        grown = 2.0 ** ((now - self.refused_at[server]) / self.doubling_s)
+        return self.rate[server] * grown
+
+    def _tokens(self, server: int, now: float) -> float:
+        rate = self._rate(server, now)
+        if now < self.blocked_until[server]:
+            return 0.0
+        if rate == math.inf:
+            return 1.0
+        elapsed = max(0.0, now - self.refilled_at[server])
+        return min(1.0, self.tokens[server] + rate * elapsed)
+
+    def _spend(self, server: int, now: float, amount: float) -> None:
+        self.tokens[server] = max(0.0, self._tokens(server, now) - amount)
+        self.refilled_at[server] = now
+
+    def select(self, ctx: Context) -> int | None:
+        now = ctx.now
+        usable = [s for s in range(self.n) if s not in ctx.unavailable]
+        if not usable:
+            return None
+        ready = [s for s in usable if self._tokens(s, now) >= 1.0]
+        if not ready:
+            # Nothing should admit yet: probe the likeliest server that is not
+            # backing off (a refusal within the free attempts costs nothing).
+            waiting = [s for s in usable if now >= self.blocked_until[s]]
+            return max(waiting, key=lambda s: (self.estimate(s, now), self._quality(s)),
+                       default=None)
+        beta = self.rng.betavariate
+        return max(ready, key=lambda s: beta(self.alpha[s], self.beta[s]))
+
+    def observe(self, server: int, outcome: Outcome, now: float, latency_s: float,
+                retry_after_s: float | None = None) -> None:
+        if outcome is Outcome.RATE_LIMITED:
+            self._refused(server, now, retry_after_s)
+            return
+        if outcome is Outcome.CONN_ERROR:
+            self._refused(server, now, None)
+        else:
+            self._admitted(server, now)
+        won = outcome is Outcome.ACCEPTED
+        self.alpha[server] += won
+        self.beta[server] += not won
+        self.recent[server].append(won)
+        self._check_drift(server)
+
+    def _admitted(self, server: int, now: float) -> None:
+        self.streak[server] = 0
+        stamps = self.admitted_at[server]
+        stamps.append(now)
+        while stamps and now - stamps[0] > self.rate_window_s:
+            stamps.popleft()
+        if self.rate[server] != math.inf:
+            self._spend(server, now, 1.0)
+
+    def _refused(self, server: int, now: float, retry_after_s: float | None) -> None:
+        self.rate_limited[server] += 1
+        self.streak[server] += 1
+        if self.rate[server] == math.inf:
+            recent = sum(1 for t in self.admitted_at[server] if now - t <= self.rate_window_s)
+            self.rate[server] = max(self.min_rate, recent / self.rate_window_s)
+            self.refused_at[server] = now
+        elif self.streak[server] == 1:
+            self.rate[server] = max(self.min_rate, self._rate(server, now) * self.decrease)
+            self.refused_at[server] = now
+        self.tokens[server] = 0.0
+        self.refilled_at[server] = now
+        if retry_after_s is None:
+            retry_after_s = min(self.backoff_max_s,
+                                self.backoff_s * 2.0 ** (self.streak[server] - 1))
+        self.blocked_until[server] = now + retry_after_s
+
+    def _check_drift(self, server: int) -> None:
+        window = self.recent[server]
+        if len(window) < self.drift_window:
+            return
+        a, b = self.alpha[server], self.beta[server]
+        p = a / (a + b)
+        n = len(window)
+        wins = sum(window)
+        if abs(wins - p * n) > self.drift_z * math.sqrt(max(p * (1 - p), 1e-6) * n):
+            self.alpha[server] = self.prior_alpha + wins
+            self.beta[server] = self.prior_beta + n - wins
+            window.clear()
+            self.resets[server] += 1
+
+    def _quality(self, server: int) -> float:
+        a, b = self.alpha[server], self.beta[server]
+        return a / (a + b)
+
+    def estimate(self, server: int, now: float) -> float:
+        return self._quality(server) * self._tokens(server, now)
+
+    def snapshot(self, now: float) -> dict:
+        return {
+            "estimates": [round(self.estimate(s, now), 4) for s in range(self.n)],
+            "quality": [round(self._quality(s), 4) for s in range(self.n)],
+            "rate": [None if r == math.inf else round(r, 3) for r in self.rate],
+            "rate_limited": self.rate_limited,
+            "drift_resets": self.resets,
+        }

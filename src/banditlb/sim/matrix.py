@@ -1,0 +1,120 @@
+"""Many simulated runs (strategies x scenarios x seeds) in parallel, summarised with 95% CIs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from banditlb.fleet.scenario import Scenario
+from banditlb.policies import canonical_name
+from banditlb.routing import Rules
+from banditlb.sim.engine import RunStats, simulate
+from banditlb.stats import mean_ci95
+
+ORACLE = "oracle"
+
+
+@dataclass(frozen=True)
+class Job:
+    strategy: str
+    scenario: Scenario
+    seed: int
+    requests: int
+    rps: float
+    rules: Rules
+    params: dict
+
+
+def run_job(job: Job) -> RunStats:
+    return simulate(job.strategy, job.scenario, job.seed, job.requests, job.rps, job.rules,
+                    job.params)
+
+
+@dataclass
+class Summary:
+    """One (strategy, scenario) row: means over seeds, score with its 95% CI."""
+
+    strategy: str
+    scenario: str
+    seeds: int
+    requests: int
+    score_per_100: float
+    ci95: float
+    pct_of_oracle: float | None
+    accepted_pct: float
+    penalized_per_100: float
+    rate_limited_per_100: float
+    regret_mean: np.ndarray | None = None
+    """Mean cumulative regret against the oracle after each request (same fleet seed)."""
+    regret_ci95: np.ndarray | None = None
+
+    def as_json(self) -> dict:
+        return {
+            "strategy": self.strategy, "scenario": self.scenario,
+            "score_per_100": round(self.score_per_100, 3), "ci95": round(self.ci95, 3),
+            "pct_of_oracle": None if self.pct_of_oracle is None
+            else round(self.pct_of_oracle, 2),
+            "accepted_pct": round(self.accepted_pct, 2),
+            "penalized_per_100": round(self.penalized_per_100, 3),
+            "rate_limited_per_100": round(self.rate_limited_per_100, 3),
+            "seeds": self.seeds, "requests": self.requests,
+        }
+
+
+def run_matrix(strategies: list[str], scenarios: list[Scenario], seeds: Iterable[int],
+               requests: int, rps: float, rules: Rules,
+               params_for: Callable[[str], dict] = lambda name: {},
+               workers: int | None = None,
+               progress: Callable[[int, int], None] | None = None) -> list[Summary]:
+    """Simulate every (strategy, scenario, seed); the oracle always runs as the yardstick."""
+    names = [canonical_name(s) for s in strategies]
+    runs = names if ORACLE in names else [*names, ORACLE]
+    seeds = list(seeds)
+    jobs = [Job(s, sc, seed, requests, rps, rules, params_for(s))
+            for sc in scenarios for s in runs for seed in seeds]
+    workers = workers or min(len(jobs), os.cpu_count() or 1)
+    results: list[RunStats] = []
+    if workers <= 1:
+        for job in jobs:
+            results.append(run_job(job))
+            if progress:
+                progress(len(results), len(jobs))
+    else:
+        with ProcessPoolExecutor(workers) as pool:
+            for stats in pool.map(run_job, jobs, chunksize=max(1, len(jobs) // (workers * 8))):
+                results.append(stats)
+                if progress:
+                    progress(len(results), len(jobs))
+    by_key: dict[tuple[str, str], list[RunStats]] = {}
+    for job, stats in zip(jobs, results, strict=True):
+        by_key.setdefault((job.strategy, job.scenario.name), []).append(stats)
+    summaries = []
+    for sc in scenarios:
+        oracle = by_key[(ORACLE, sc.name)]
+        for name in names:
+            summaries.append(_summarise(name, sc.name, by_key[(name, sc.name)], oracle))
+    return summaries
+
+
+def _summarise(name: str, scenario: str, runs: list[RunStats], oracle: list[RunStats]) -> Summary:
+    per100 = [100 * r.score / r.requests for r in runs]
+    mean, ci = mean_ci95(per100)
+    oracle_mean = sum(100 * r.score / r.requests for r in oracle) / len(oracle)
+    regret = np.cumsum([np.subtract(o.per_request_score, r.per_request_score)
+                        for o, r in zip(oracle, runs, strict=True)], axis=1)
+    n = len(runs)
+    regret_ci = (1.96 * regret.std(axis=0, ddof=1) / np.sqrt(n)) if n > 1 \
+        else np.zeros(regret.shape[1])
+    return Summary(
+        strategy=name, scenario=scenario, seeds=n, requests=runs[0].requests,
+        score_per_100=mean, ci95=ci,
+        pct_of_oracle=100 * mean / oracle_mean if oracle_mean > 0 else None,
+        accepted_pct=sum(100 * r.accepted / r.requests for r in runs) / n,
+        penalized_per_100=sum(100 * r.penalized / r.requests for r in runs) / n,
+        rate_limited_per_100=sum(100 * r.rate_limited / r.requests for r in runs) / n,
+        regret_mean=regret.mean(axis=0), regret_ci95=regret_ci,
+    )
