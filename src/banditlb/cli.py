@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from banditlb.commands.demo import demo_command
+from banditlb.commands.fleet import fleet_command
 from banditlb.commands.harness import harness_command
 from banditlb.commands.lb import lb_command
 from banditlb.commands.runs import runs_app
@@ -22,6 +23,7 @@ app.add_typer(runs_app, name="runs")
 app.command("harness")(harness_command)
 app.command("demo")(demo_command)
 app.command("lb")(lb_command)
+app.command("fleet")(fleet_command)
 
 
 def main() -> None:

@@ -86,3 +86,10 @@ class Scoreboard:
             "per_server": {str(port): {k: c[k] for k in OUTCOME_KEYS}
                            for port, c in sorted(self.per_server.items())},
         }
+
+    def id_record(self, request_id: str, now: float) -> dict | None:
+        """What is remembered of one id ({"attempts", "accepted"}), None if unseen or expired."""
+        rec = self._live.get(request_id)
+        if rec is None or now - rec.last_seen >= self.ttl_s:
+            return None
+        return {"attempts": rec.attempts, "accepted": rec.accepted}
