@@ -28,7 +28,7 @@ class Blocking(Thompson):
         self.multiplier = [1.0] * n_servers
         self.quarantine = Quarantine(n_servers)
 
-    def rate_limited(self, server: int, now: float) -> None:
+    def on_rate_limited(self, server: int, now: float) -> None:
         self.quarantine.hold(server, now + self.block_s * self.multiplier[server])
         self.multiplier[server] = min(self.max_multiplier, self.multiplier[server] * 2)
 

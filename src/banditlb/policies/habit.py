@@ -25,9 +25,6 @@ class Quarantine:
     def hold(self, server: int, until: float) -> None:
         self.until[server] = until
 
-    def held(self, server: int, now: float) -> bool:
-        return now < self.until[server]
-
     def ready(self, servers: Sequence[int], now: float) -> list[int]:
         until = self.until
         return [s for s in servers if now >= until[s]]

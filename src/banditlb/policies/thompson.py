@@ -40,7 +40,7 @@ class Thompson(RetryHabit):
                 retry_after_s: float | None = None) -> None:
         won = self.tally.add(server, outcome)
         if won is None:
-            self.rate_limited(server, now)
+            self.on_rate_limited(server, now)
         else:
             self.learn(server, won, now)
 
@@ -48,7 +48,7 @@ class Thompson(RetryHabit):
         """One outcome that says something about the server's quality."""
         self.posterior.add(server, won)
 
-    def rate_limited(self, server: int, now: float) -> None:
+    def on_rate_limited(self, server: int, now: float) -> None:
         """A 429 for a strategy that does not learn it as a failure."""
 
     def estimate(self, server: int, now: float) -> float:
@@ -64,7 +64,7 @@ class ThompsonModified(Thompson):
 
     At attempt k < flat_attempts: variance scale v = variance_scale * scale_decay**k;
     with total = alpha + beta, factor = max(min_total, total / v) / total multiplies
-    alpha and beta, each floored at 1 (never more lopsided than uniform allows).
+    alpha and beta, each floored at 1 so that no flattened shape piles up at 0 or 1.
     """
 
     name = "v5"
@@ -115,7 +115,7 @@ class ThompsonMasked(Thompson):
         self.cooldown_s = cooldown_s
         self.quarantine = Quarantine(n_servers)
 
-    def rate_limited(self, server: int, now: float) -> None:
+    def on_rate_limited(self, server: int, now: float) -> None:
         self.quarantine.hold(server, now + self.cooldown_s)
 
     def snapshot(self, now: float) -> dict:
