@@ -63,7 +63,8 @@ class TokenBucket:
 
     def _refill(self, now: float) -> None:
         if now > self._last:
-            self.tokens = min(self.burst, self.tokens + self._gain(self._last, now))
+            gain = self._gain(self._last, now)  # first: a collapse drains the saved tokens
+            self.tokens = min(self.burst, self.tokens + gain)
             self._last = now
 
     def _gain(self, start: float, end: float) -> float:
