@@ -29,6 +29,7 @@ from collections import deque
 
 from banditlb.outcomes import Outcome
 from banditlb.policies.base import Context, Policy
+from banditlb.policies.posterior import BetaPosteriors
 
 
 class Auto(Policy):
@@ -46,8 +47,7 @@ class Auto(Policy):
         self.rate_window_s, self.min_rate = rate_window_s, min_rate
         self.backoff_s, self.backoff_max_s = backoff_s, backoff_max_s
         self.drift_window, self.drift_z = drift_window, drift_z
-        self.alpha = [prior_alpha] * n_servers
-        self.beta = [prior_beta] * n_servers
+        self.posterior = BetaPosteriors(n_servers, seed, prior_alpha, prior_beta)
         self.recent = [deque(maxlen=drift_window) for _ in range(n_servers)]
         self.admitted_at = [deque() for _ in range(n_servers)]
         self.rate = [math.inf] * n_servers
@@ -90,10 +90,9 @@ class Auto(Policy):
             # Nothing should admit yet: probe the likeliest server that is not
             # backing off (a refusal within the free attempts costs nothing).
             waiting = [s for s in usable if now >= self.blocked_until[s]]
-            return max(waiting, key=lambda s: (self.estimate(s, now), self._quality(s)),
+            return max(waiting, key=lambda s: (self.estimate(s, now), self.posterior.mean(s)),
                        default=None)
-        beta = self.rng.betavariate
-        return max(ready, key=lambda s: beta(self.alpha[s], self.beta[s]))
+        return self.posterior.best_of(ready)
 
     def observe(self, server: int, outcome: Outcome, now: float, latency_s: float,
                 retry_after_s: float | None = None) -> None:
@@ -105,8 +104,7 @@ class Auto(Policy):
         else:
             self._admitted(server, now)
         won = outcome is Outcome.ACCEPTED
-        self.alpha[server] += won
-        self.beta[server] += not won
+        self.posterior.add(server, won)
         self.recent[server].append(won)
         self._check_drift(server)
 
@@ -140,27 +138,21 @@ class Auto(Policy):
         window = self.recent[server]
         if len(window) < self.drift_window:
             return
-        a, b = self.alpha[server], self.beta[server]
-        p = a / (a + b)
+        p = self.posterior.mean(server)
         n = len(window)
         wins = sum(window)
         if abs(wins - p * n) > self.drift_z * math.sqrt(max(p * (1 - p), 1e-6) * n):
-            self.alpha[server] = self.prior_alpha + wins
-            self.beta[server] = self.prior_beta + n - wins
+            self.posterior.set(server, self.prior_alpha + wins, self.prior_beta + n - wins)
             window.clear()
             self.resets[server] += 1
 
-    def _quality(self, server: int) -> float:
-        a, b = self.alpha[server], self.beta[server]
-        return a / (a + b)
-
     def estimate(self, server: int, now: float) -> float:
-        return self._quality(server) * self._tokens(server, now)
+        return self.posterior.mean(server) * self._tokens(server, now)
 
     def snapshot(self, now: float) -> dict:
         return {
             "estimates": [round(self.estimate(s, now), 4) for s in range(self.n)],
-            "quality": [round(self._quality(s), 4) for s in range(self.n)],
+            "quality": [round(self.posterior.mean(s), 4) for s in range(self.n)],
             "rate": [None if r == math.inf else round(r, 3) for r in self.rate],
             "rate_limited": self.rate_limited,
             "drift_resets": self.resets,

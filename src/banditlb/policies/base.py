@@ -10,22 +10,21 @@ from __future__ import annotations
 
 import inspect
 import random
-from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 from banditlb.outcomes import Outcome
 
 
-@dataclass(frozen=True, slots=True)
-class Context:
-    """What a policy may know when it picks the next server for one id."""
+class Context(NamedTuple):
+    """What a policy may know when it picks the next server for one id (a NamedTuple:
+    the router makes one per attempt)."""
 
     now: float
     attempt: int = 0
     """0-based number of this attempt for this id."""
     tried: tuple[int, ...] = ()
     """Servers already tried for this id, in order (repeats possible)."""
-    unavailable: frozenset[int] = field(default_factory=frozenset)
+    unavailable: frozenset[int] = frozenset()
     """Servers the caller knows cannot be used right now (down, ejected)."""
 
 

@@ -9,6 +9,7 @@ outcome is learned when it arrives, not when the attempt is sent.
 from __future__ import annotations
 
 import heapq
+import math
 from dataclasses import dataclass, field
 
 from banditlb.fleet.models import ServerModel
@@ -51,18 +52,11 @@ def simulate(strategy: str, scenario: Scenario, seed: int, requests: int, rps: f
     policy = make_policy(strategy, len(models), seed=seed, params=params, truth=models)
     stats = RunStats(requests, per_request_score=[0.0] * requests)
     free, weight = rules.free_attempts, rules.penalty_weight
-    heap: list[tuple[float, int, int, RequestRoute, Attempt | None]] = []
+    heap: list[tuple[float, int, int, RequestRoute, Attempt]] = []
     seq = 0
     interval = 1.0 / rps
 
-    def step(number: int, route: RequestRoute, now: float) -> None:
-        nonlocal seq
-        server = route.next_server(now)
-        if server is not None:
-            attempt = attempt_from_reply(server, models[server], now, route.timeout_for_next(now))
-            seq += 1
-            heapq.heappush(heap, (now + attempt.latency_s, seq, number, route, attempt))
-            return
+    def finish(number: int, route: RequestRoute) -> None:
         result = route.result()
         n = len(result.attempts)
         accepted = result.status == OK
@@ -75,15 +69,30 @@ def simulate(strategy: str, scenario: Scenario, seed: int, requests: int, rps: f
             stats.timeouts += a.outcome is Outcome.TIMEOUT
         stats.per_request_score[number] = accepted - weight * penalized
 
-    next_arrival = 0
-    while next_arrival < requests or heap:
-        arrival_t = next_arrival * interval
-        if next_arrival < requests and (not heap or arrival_t <= heap[0][0]):
-            step(next_arrival, RequestRoute(policy, rules, arrival_t), arrival_t)
-            next_arrival += 1
+    def drive(number: int, route: RequestRoute, now: float, next_event: float) -> None:
+        """Run attempts of one id until it ends or another event comes first."""
+        nonlocal seq
+        while (server := route.next_server(now)) is not None:
+            attempt = attempt_from_reply(server, models[server], now, route.timeout_for_next(now))
+            end = now + attempt.latency_s
+            if end >= next_event or (heap and heap[0][0] <= end):
+                seq += 1
+                heapq.heappush(heap, (end, seq, number, route, attempt))
+                return
+            route.record(attempt)  # nothing else happens meanwhile: no need for the heap
+            now = end
+        finish(number, route)
+
+    arrival = 0
+    while arrival < requests or heap:
+        arrival_t = arrival * interval
+        if arrival < requests and (not heap or arrival_t <= heap[0][0]):
+            arrival += 1
+            next_t = arrival * interval if arrival < requests else math.inf
+            drive(arrival - 1, RequestRoute(policy, rules, arrival_t), arrival_t, next_t)
             continue
         now, _, number, route, attempt = heapq.heappop(heap)
         route.record(attempt)
-        step(number, route, now)
+        drive(number, route, now, arrival * interval if arrival < requests else math.inf)
     stats.score = sum(stats.per_request_score)
     return stats
