@@ -102,3 +102,14 @@ def test_same_seed_and_arrivals_give_identical_outcomes(name):
 
     assert replay(3) == replay(3)
     assert replay(3) != replay(4)
+
+
+def test_a_shifted_scenario_draws_what_the_original_draws():
+    original = load_scenario("T3")
+    shifted = original.shifted(20000).shifted(123)
+    assert shifted.ports[0] == original.ports[0] + 20123
+    pairs = zip(original.build(5), shifted.build(5), strict=True)
+    for a, b in pairs:
+        times = [i * 0.07 for i in range(500)]
+        assert [(r.status, r.latency_s) for r in map(a.handle, times)] == \
+            [(r.status, r.latency_s) for r in map(b.handle, times)]

@@ -44,6 +44,8 @@ class Scenario:
     name: str
     description: str
     servers: tuple[ServerSpec, ...]
+    port_offset: int = 0
+    """How far the servers were shifted from the ports written in the file."""
 
     @property
     def ports(self) -> list[int]:
@@ -52,11 +54,12 @@ class Scenario:
     def shifted(self, offset: int) -> Scenario:
         """The same scenario on other ports (tests run side by side without clashing)."""
         servers = tuple(dataclasses.replace(s, port=s.port + offset) for s in self.servers)
-        return dataclasses.replace(self, servers=servers)
+        return dataclasses.replace(self, servers=servers, port_offset=self.port_offset + offset)
 
     def build(self, seed: int = 0) -> list[ServerModel]:
-        """Fresh models for every server; same seed, same draws."""
-        return [_build_server(self.name, spec, seed) for spec in self.servers]
+        """Fresh models for every server; same seed, same draws, whatever the port offset."""
+        return [_build_server(self.name, spec, seed, spec.port - self.port_offset)
+                for spec in self.servers]
 
 
 def preset_names() -> list[str]:
@@ -119,7 +122,7 @@ def _parse_server(index: int, raw: dict, defaults: dict) -> ServerSpec:
         fault=raw.get("fault"),
     )
     try:
-        _build_server("check", spec, 0)
+        _build_server("check", spec, 0, spec.port)
     except (TypeError, ValueError) as exc:
         raise ScenarioError(f"{where}: {exc}") from exc
     return spec
@@ -138,11 +141,13 @@ def _build_limiter(cfg: dict):
     raise ValueError(f"unknown limiter kind {kind!r} (none, token_bucket, moving)")
 
 
-def _build_server(scenario: str, spec: ServerSpec, seed: int) -> ServerModel:
+def _build_server(scenario: str, spec: ServerSpec, seed: int, stream_port: int) -> ServerModel:
+    """`stream_port` (the port written in the file) names the random streams, so a shifted
+    scenario draws exactly what the unshifted one draws."""
     p = spec.success
     if isinstance(p, tuple):
-        p = stream(seed, scenario, spec.port, "p").uniform(*p)
-    success = SuccessModel(stream(seed, scenario, spec.port, "success"), p, list(spec.drift))
-    latency = LatencyModel(stream(seed, scenario, spec.port, "latency"), **spec.latency)
+        p = stream(seed, scenario, stream_port, "p").uniform(*p)
+    success = SuccessModel(stream(seed, scenario, stream_port, "success"), p, list(spec.drift))
+    latency = LatencyModel(stream(seed, scenario, stream_port, "latency"), **spec.latency)
     return ServerModel(spec.port, success, _build_limiter(spec.limiter), latency,
                        retry_after=spec.retry_after, fault=spec.fault)
