@@ -1,0 +1,249 @@
+"""The balancer's ASGI app: POST / routes an id; the rest is control and observability."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from contextlib import asynccontextmanager
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sse_starlette import EventSourceResponse
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
+
+from banditlb.ids import MAX_BODY_BYTES, BadId, parse_id_body
+from banditlb.proxy.admin import admin_denial
+from banditlb.proxy.balancer import Balancer, SwitchError
+from banditlb.proxy.config import ConfigError, LbConfig, resolve_upstreams, split_upstreams
+from banditlb.proxy.events import EventHub, encode
+from banditlb.proxy.metrics import metrics_registry
+
+log = logging.getLogger(__name__)
+
+SSE_SEND_TIMEOUT_S = 5.0
+
+
+JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+def _json(doc: dict) -> bytes:
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def _is_json(content_type: bytes) -> bool:
+    media = content_type.partition(b";")[0].strip().lower()
+    return media == b"application/json" or (media.startswith(b"application/")
+                                             and media.endswith(b"+json"))
+
+
+async def _read_capped(scope: Scope, receive: Receive, limit: int) -> bytes | None:
+    """The body, or None as soon as it is known to exceed `limit` bytes."""
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.isdigit() and int(value) > limit:
+            return None
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if len(body) > limit:
+            return None
+        if not message.get("more_body"):
+            return body
+
+
+async def _send_json(send: Send, status: int, doc: dict, headers=()) -> None:
+    body = _json(doc)
+    await send({"type": "http.response.start", "status": status,
+                "headers": [*JSON_HEADERS, (b"content-length", b"%d" % len(body)), *headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _submit(balancer: Balancer, scope: Scope, receive: Receive, send: Send) -> None:
+    """POST /: validate, route, answer. Plain ASGI: this is the hot path."""
+    if scope["method"] != "POST":
+        await _send_json(send, 405, {"status": "error", "error": f"method {scope['method']} "
+                                     f"not allowed on /; send POST / {{\"id\": \"...\"}}"},
+                         [(b"allow", b"POST")])
+        return
+    content_type = next((v for k, v in scope["headers"] if k == b"content-type"), b"")
+    if not _is_json(content_type):
+        balancer.reject()
+        await _send_json(send, 415, {"status": "error", "error": "content type must be "
+                                     "application/json with body {\"id\": \"...\"}"})
+        return
+    body = await _read_capped(scope, receive, MAX_BODY_BYTES)
+    if body is None:
+        balancer.reject()
+        await _send_json(send, 413, {"status": "error",
+                                     "error": f"body larger than {MAX_BODY_BYTES} bytes"})
+        return
+    try:
+        request_id = parse_id_body(body, allow_raw=False)
+    except BadId as exc:
+        balancer.reject()
+        await _send_json(send, 400, {"status": "error", "error": str(exc)})
+        return
+    answer = await balancer.submit(request_id)
+    await _send_json(send, answer.status_code, answer.body,
+                     [(k.lower().encode(), v.encode()) for k, v in answer.headers.items()])
+
+
+async def health(request: Request) -> Response:
+    return JSONResponse({"ok": True})
+
+
+async def stats(request: Request) -> Response:
+    return JSONResponse(request.app.state.balancer.snapshot())
+
+
+async def metrics(request: Request) -> Response:
+    return Response(generate_latest(request.app.state.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+async def events(request: Request) -> Response:
+    hub: EventHub = request.app.state.events
+    client = hub.subscribe(encode("metrics", request.app.state.balancer.snapshot()),
+                           encode("heartbeat", {"t": time.time()}))
+    if client is None:
+        return JSONResponse({"status": "error", "error": f"too many event streams (at most "
+                             f"{hub.max_clients}); close one and retry"}, 503)
+    return EventSourceResponse(hub.stream(client), send_timeout=SSE_SEND_TIMEOUT_S)
+
+
+def _admin(handler):
+    """Wrap an admin handler with the token rule and JSON error answers."""
+    async def guarded(request: Request) -> Response:
+        config: LbConfig = request.app.state.config
+        reason = admin_denial(config.host, config.admin_token,
+                              request.headers.get("authorization"))
+        if reason is not None:
+            return JSONResponse({"ok": False, "error": reason}, 401,
+                                {"WWW-Authenticate": "Bearer"})
+        try:
+            return JSONResponse(await handler(request, request.app.state.balancer))
+        except (SwitchError, ConfigError) as exc:
+            return JSONResponse({"ok": False, "error": str(exc)}, 400)
+    return guarded
+
+
+SWITCH_FIELDS = {"strategy": str, "params": dict, "upstreams": list, "scenario": str,
+                 "run_id": int, "session": str, "seed": int}
+
+
+async def _switch_request(request: Request) -> dict:
+    """The /admin/strategy body, type-checked; SwitchError with the reason otherwise."""
+    try:
+        doc = json.loads(await request.body() or b"{}")
+    except ValueError as exc:
+        raise SwitchError(f"body must be JSON: {exc}") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("strategy"), str):
+        raise SwitchError('body must be a JSON object with at least {"strategy": "<name>"}')
+    unknown = set(doc) - set(SWITCH_FIELDS)
+    if unknown:
+        raise SwitchError(f"unknown field(s) {', '.join(sorted(unknown))}; "
+                          f"known: {', '.join(SWITCH_FIELDS)}")
+    for key, kind in SWITCH_FIELDS.items():
+        value = doc.get(key)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            raise SwitchError(f"{key} must be {kind.__name__}")
+    return doc
+
+
+async def admin_strategy(request: Request, balancer: Balancer) -> dict:
+    doc = await _switch_request(request)
+    upstreams = None
+    if doc.get("upstreams") is not None:
+        if not all(isinstance(u, str) for u in doc["upstreams"]):
+            raise SwitchError('upstreams must be a list of "host:port" strings')
+        names = split_upstreams(",".join(doc["upstreams"]))
+        upstreams = await asyncio.to_thread(resolve_upstreams, names)
+    lane = await balancer.switch(doc["strategy"], doc.get("params"), upstreams,
+                                 doc.get("scenario"), doc.get("run_id"), doc.get("session"),
+                                 doc.get("seed"))
+    return {"ok": True, "run_id": lane.run_id, "strategy": lane.strategy,
+            "upstreams": [u.name for u in lane.upstreams]}
+
+
+async def admin_reset(request: Request, balancer: Balancer) -> dict:
+    balancer.reset()
+    return {"ok": True, "run_id": balancer.lane.run_id, "strategy": balancer.lane.strategy}
+
+
+async def admin_flush(request: Request, balancer: Balancer) -> dict:
+    return await balancer.flush()
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    reasons = {404: f"no such endpoint {request.url.path}; the balancer answers POST /",
+               405: f"method {request.method} not allowed on {request.url.path}"}
+    return JSONResponse({"status": "error", "error": reasons.get(exc.status_code, exc.detail)},
+                        exc.status_code, exc.headers)
+
+
+def _dashboard_routes(config: LbConfig) -> list[BaseRoute]:
+    try:
+        from banditlb.dashboard import dashboard_routes
+    except ImportError:
+        log.warning("dashboard not available in this build: /dashboard is not served")
+        return []
+    return dashboard_routes(config.data_dir, config.fleet_url)
+
+
+def create_app(config: LbConfig) -> BalancerApp:
+    """The balancer app for `config`; the store is opened and the run begun at startup."""
+    hub = EventHub()
+    balancer = Balancer(config, hub)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette):
+        await balancer.start()
+        ticker = asyncio.create_task(hub.run_ticker(balancer.snapshot))
+        try:
+            yield
+        finally:
+            ticker.cancel()
+            hub.close()
+            await balancer.stop()
+
+    routes: list[BaseRoute] = [
+        Route("/health", health, methods=["GET"]),
+        Route("/stats", stats, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/events", events, methods=["GET"]),
+        Route("/admin/strategy", _admin(admin_strategy), methods=["POST"]),
+        Route("/admin/reset", _admin(admin_reset), methods=["POST"]),
+        Route("/admin/flush", _admin(admin_flush), methods=["POST"]),
+        *_dashboard_routes(config),
+    ]
+    control = Starlette(routes=routes, lifespan=lifespan,
+                        exception_handlers={404: _http_error, 405: _http_error})
+    control.state.config = config
+    control.state.balancer = balancer
+    control.state.events = hub
+    control.state.registry = metrics_registry(balancer)
+    return BalancerApp(control, balancer)
+
+
+class BalancerApp:
+    """POST / goes straight to the balancer; everything else to the Starlette app.
+
+    Skipping Starlette's middleware, routing and Request/Response objects on the hot
+    path is worth a measurable share of the per-request cost (bench/README.md).
+    """
+
+    def __init__(self, control: Starlette, balancer: Balancer):
+        self.control = control
+        self.balancer = balancer
+        self.state = control.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/":
+            await _submit(self.balancer, scope, receive, send)
+        else:
+            await self.control(scope, receive, send)

@@ -1,0 +1,237 @@
+"""The balancer's core, without HTTP: route an id, count it, record it, switch runs.
+
+Everything that changes together on /admin/strategy (policy, upstream clients,
+counters, run id) lives in one `Lane`; a request keeps the lane it started on, so
+a switch is a single assignment and in-flight requests finish where they began.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+from banditlb.outcomes import Attempt, Outcome
+from banditlb.policies import alias_of, canonical_name, make_policy
+from banditlb.policies.base import Policy
+from banditlb.proxy.config import LbConfig, Upstream
+from banditlb.proxy.counters import RunCounters
+from banditlb.proxy.events import EventHub
+from banditlb.proxy.recorder import Recorder
+from banditlb.proxy.upstream import UpstreamClient
+from banditlb.routing import OK, UNAVAILABLE, RouteResult, route
+from banditlb.store import AttemptRow
+
+
+class SwitchError(ValueError):
+    """An /admin/strategy request that cannot be applied; the message says why."""
+
+
+@dataclass
+class Lane:
+    """One run of one strategy over one set of upstreams."""
+
+    strategy: str
+    params: dict
+    seed: int
+    scenario: str | None
+    upstreams: list[Upstream]
+    clients: list[UpstreamClient]
+    policy: Policy
+    counters: RunCounters
+    run_id: int | None = None
+    session_id: int | None = None
+    last_request: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the client gets for one id."""
+
+    status_code: int
+    body: dict
+    headers: dict = field(default_factory=dict)
+
+
+def build_policy(strategy: str, n_servers: int, seed: int, params: dict) -> tuple[str, Policy]:
+    """(canonical name, fresh policy); SwitchError for names or parameters that do not fit."""
+    try:
+        name = canonical_name(strategy)
+    except ValueError as exc:
+        raise SwitchError(str(exc)) from exc
+    if name == "oracle":
+        raise SwitchError("the oracle exists only in the simulator (it reads the fleet's "
+                          "true state); pick a learning strategy")
+    try:
+        return name, make_policy(name, n_servers, seed=seed, params=params)
+    except ValueError as exc:
+        raise SwitchError(str(exc)) from exc
+
+
+class Balancer:
+    def __init__(self, config: LbConfig, events: EventHub):
+        self.config = config
+        self.rules = config.rules
+        self.events = events
+        self.recorder: Recorder | None = None
+        self._wall_offset = time.time() - time.monotonic()
+        self._switching = asyncio.Lock()
+        self.lane = self._new_lane(config.strategy, config.params, config.seed,
+                                   config.scenario, config.upstreams)
+
+    async def start(self) -> None:
+        """Open the store and begin the first run (recording off, loudly, if it cannot)."""
+        self.recorder = await asyncio.to_thread(Recorder, self.config.data_dir)
+        lane = self.lane
+        lane.run_id, lane.session_id = await asyncio.to_thread(
+            self.recorder.start_run, lane.strategy, lane.scenario, lane.params, lane.seed)
+
+    async def stop(self) -> None:
+        """End the run and flush every attempt (after the server drained its requests)."""
+        lane = self.lane
+        for client in lane.clients:
+            client.close()
+        if self.recorder is not None:
+            await asyncio.to_thread(self.recorder.end_run, lane.run_id, lane.counters.summary())
+            await asyncio.to_thread(self.recorder.close)
+
+    async def submit(self, request_id: str) -> Answer:
+        """Route one valid id through the lane's policy; never raises for upstream trouble."""
+        lane = self.lane
+        lane.last_request += 1
+        number = lane.last_request
+        counters, clients, events = lane.counters, lane.clients, self.events
+        sent = 0
+
+        async def send(server: int, timeout_s: float) -> Attempt:
+            nonlocal sent
+            sent += 1
+            attempt = await clients[server].send(request_id, timeout_s)
+            counters.attempt(attempt)
+            if events.listening:
+                events.publish("attempt", self._attempt_event(lane, number, sent, request_id,
+                                                              attempt))
+            return attempt
+
+        started = time.monotonic()
+        result = await route(lane.policy, self.rules, send, time.monotonic)
+        unreachable = result.status != OK and bool(result.attempts) and all(
+            a.outcome is Outcome.CONN_ERROR for a in result.attempts)
+        counters.finished(result, time.monotonic() - started, unreachable)
+        self._record(lane, number, request_id, result)
+        return self._answer(lane, result, unreachable)
+
+    def reject(self) -> None:
+        """Count a request refused for bad input."""
+        self.lane.counters.rejected += 1
+
+    async def switch(self, strategy: str, params: dict | None = None,
+                     upstreams: list[Upstream] | None = None, scenario: str | None = None,
+                     run_id: int | None = None, session: str | None = None,
+                     seed: int | None = None) -> Lane:
+        """End the current run and start another with fresh learning and fresh counters."""
+        async with self._switching:
+            old = self.lane
+            changed = upstreams is not None and upstreams != old.upstreams
+            lane = self._new_lane(
+                strategy, params or {}, self.config.seed if seed is None else seed,
+                scenario if scenario is not None or changed else old.scenario,
+                upstreams if changed else old.upstreams,
+                None if changed else old.clients)
+            if self.recorder is not None:
+                await asyncio.to_thread(self.recorder.end_run, old.run_id,
+                                        old.counters.summary())
+                try:
+                    lane.run_id, lane.session_id = await asyncio.to_thread(
+                        self.recorder.start_run, lane.strategy, lane.scenario, lane.params,
+                        lane.seed, run_id, session)
+                except LookupError as exc:
+                    raise SwitchError(str(exc)) from exc
+            self.lane = lane
+            if changed:
+                for client in old.clients:
+                    client.close()
+            return lane
+
+    def reset(self) -> None:
+        """Fresh learning for the current strategy; same run, same counters."""
+        lane = self.lane
+        _, lane.policy = build_policy(lane.strategy, len(lane.upstreams), lane.seed,
+                                      lane.params)
+
+    async def flush(self) -> dict:
+        """Wait until every attempt recorded so far is committed to the store."""
+        recorder = self.recorder
+        if recorder is None:
+            return {"ok": True, "recording": False, "dropped": 0}
+        ok = await asyncio.to_thread(recorder.flush)
+        return {"ok": ok or not recorder.recording, "recording": recorder.recording,
+                "dropped": recorder.dropped}
+
+    def snapshot(self) -> dict:
+        """The SNAPSHOT of contract B: counters, estimates, latency and the policy's view."""
+        lane, now = self.lane, time.monotonic()
+        c, policy = lane.counters, lane.policy
+        servers = [{"index": i, "upstream": u.name, "attempts": s.attempts,
+                    "accepted": s.accepted, "failed": s.failed, "rate_limited": s.rate_limited,
+                    "timeouts": s.timeouts, "conn_errors": s.conn_errors,
+                    "estimate": round(policy.estimate(i, now), 4)}
+                   for i, (u, s) in enumerate(zip(lane.upstreams, c.servers, strict=True))]
+        recorder = self.recorder
+        return {
+            "t": time.time(), "strategy": lane.strategy, "alias": alias_of(lane.strategy),
+            "params": lane.params, "scenario": lane.scenario, "run_id": lane.run_id,
+            "session_id": lane.session_id, "requests": c.requests, "accepted": c.accepted,
+            "gave_up": c.gave_up, "unavailable": c.unavailable, "rejected": c.rejected,
+            "attempts": c.attempts, "penalized": c.penalized, "rate_limited": c.rate_limited,
+            "score": c.score, "penalty_weight": self.rules.penalty_weight,
+            "free_attempts": self.rules.free_attempts, "servers": servers,
+            "latency_ms": c.latency_view(), "fleet_url": self.config.fleet_url,
+            "recording": recorder is not None and recorder.recording,
+            "dropped": recorder.dropped if recorder is not None else 0,
+            "policy": policy.snapshot(now),
+        }
+
+    def _new_lane(self, strategy: str, params: dict, seed: int, scenario: str | None,
+                  upstreams: list[Upstream],
+                  clients: list[UpstreamClient] | None = None) -> Lane:
+        name, policy = build_policy(strategy, len(upstreams), seed, params)
+        if clients is None:
+            clients = [UpstreamClient(i, u) for i, u in enumerate(upstreams)]
+        return Lane(name, policy.params, seed, scenario, upstreams, clients, policy,
+                    RunCounters(len(upstreams), self.rules))
+
+    def _attempt_event(self, lane: Lane, number: int, attempt_number: int, request_id: str,
+                       attempt: Attempt) -> dict:
+        return {"run_id": lane.run_id, "request_number": number,
+                "attempt_number": attempt_number, "request_id": request_id,
+                "upstream": lane.upstreams[attempt.server].name,
+                "outcome": attempt.outcome.value, "status": attempt.status,
+                "latency_ms": round(attempt.latency_s * 1000.0, 3),
+                "t": self._wall_offset + attempt.started_at}
+
+    def _record(self, lane: Lane, number: int, request_id: str, result: RouteResult) -> None:
+        recorder = self.recorder
+        if recorder is None or lane.run_id is None:
+            return
+        last = len(result.attempts)
+        accepted = result.status == OK
+        for k, a in enumerate(result.attempts, 1):
+            upstream = lane.upstreams[a.server]
+            recorder.put(AttemptRow(lane.run_id, number, k, request_id, upstream.name,
+                                    upstream.port, a.outcome.value, a.status,
+                                    a.latency_s * 1000.0, self._wall_offset + a.started_at,
+                                    k == last, k == last and accepted))
+
+    def _answer(self, lane: Lane, result: RouteResult, unreachable: bool) -> Answer:
+        n = len(result.attempts)
+        if result.status == OK:
+            server = lane.upstreams[result.server].name
+            return Answer(200, {"status": "ok", "server": server, "attempts": n})
+        if result.status == UNAVAILABLE or unreachable:
+            reason = ("every upstream refused the connection" if unreachable
+                      else "no upstream is usable right now (all rate limited or down)")
+            return Answer(503, {"status": "unavailable", "attempts": n, "reason": reason},
+                          {"Retry-After": "1"})
+        return Answer(502, {"status": "error", "attempts": n, "last": result.last.outcome.value})
+

@@ -1,0 +1,89 @@
+"""/metrics: Prometheus text built at scrape time from the balancer's in-memory counters.
+
+A custom collector instead of prometheus-client's Counter objects keeps the request
+path at plain integer increments. Counters belong to the current run, so they
+restart when /admin/strategy starts a new run (Prometheus treats it as a reset).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+
+from banditlb.proxy.balancer import Balancer
+from banditlb.proxy.histogram import Histogram
+
+
+class BalancerCollector:
+    def __init__(self, balancer: Balancer):
+        self.balancer = balancer
+
+    def collect(self) -> Iterator[Metric]:
+        lane = self.balancer.lane
+        counters, names = lane.counters, [u.name for u in lane.upstreams]
+        now = time.monotonic()
+
+        info = GaugeMetricFamily("banditlb_run_info", "The strategy and run being served.",
+                                 labels=["strategy", "scenario", "run_id"])
+        info.add_metric([lane.strategy, lane.scenario or "", str(lane.run_id or "")], 1)
+        yield info
+
+        requests = CounterMetricFamily("banditlb_requests", "Requests by result.",
+                                       labels=["result"])
+        for result, count in counters.results().items():
+            requests.add_metric([result], count)
+        yield requests
+
+        attempts = CounterMetricFamily("banditlb_attempts", "Upstream attempts by outcome.",
+                                       labels=["upstream", "outcome"])
+        latency = HistogramMetricFamily("banditlb_attempt_latency_seconds",
+                                        "Upstream attempt latency.", labels=["upstream"])
+        estimates = GaugeMetricFamily("banditlb_success_estimate",
+                                      "The policy's current estimate that an attempt succeeds.",
+                                      labels=["upstream"])
+        for i, (name, server) in enumerate(zip(names, counters.servers, strict=True)):
+            for outcome, count in server.by_outcome().items():
+                attempts.add_metric([name, outcome], count)
+            latency.add_metric([name], _buckets(server.latency), server.latency.sum / 1000.0)
+            estimates.add_metric([name], lane.policy.estimate(i, now))
+        yield attempts
+        yield latency
+        yield estimates
+
+        request_latency = HistogramMetricFamily("banditlb_request_latency_seconds",
+                                                "Time to answer a routed request.")
+        request_latency.add_metric([], _buckets(counters.latency), counters.latency.sum / 1000.0)
+        yield request_latency
+
+        penalized = CounterMetricFamily("banditlb_penalized_attempts",
+                                        "Attempts beyond the free ones.")
+        penalized.add_metric([], counters.penalized)
+        yield penalized
+        score = GaugeMetricFamily("banditlb_score", "Accepted ids minus weighted penalties.")
+        score.add_metric([], counters.score)
+        yield score
+
+
+def _buckets(histogram: Histogram) -> list[tuple[str, int]]:
+    """Cumulative Prometheus buckets, bounds converted from ms to seconds."""
+    out, running = [], 0
+    for bound, count in zip(histogram.bounds, histogram.counts, strict=False):
+        running += count
+        out.append((repr(bound / 1000.0), running))
+    out.append(("+Inf", histogram.total))
+    return out
+
+
+def metrics_registry(balancer: Balancer) -> CollectorRegistry:
+    """A registry of this app's own (no process-global state shared between apps)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(BalancerCollector(balancer))
+    return registry

@@ -1,0 +1,218 @@
+"""Run the balancer: in this process (the CLI), in a thread (tests) or in a child process.
+
+One uvicorn worker on uvloop and httptools, serving a socket bound up front so
+port 0 works and the real port is known before the first request.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+
+from banditlb.proxy.app import BalancerApp, create_app
+from banditlb.proxy.coalesce import CoalescingHttpToolsProtocol
+from banditlb.proxy.config import LbConfig, resolve_upstreams
+from banditlb.routing import Rules
+
+READY_PREFIX = "banditlb lb listening on "
+START_TIMEOUT_S = 30.0
+DRAIN_GRACE_S = 5.0
+"""Time on top of the per-request deadline for in-flight requests to finish on shutdown."""
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server with two hooks: tell when it listens, end SSE streams on shutdown."""
+
+    def __init__(self, config: uvicorn.Config, on_ready: Callable[[], None],
+                 on_shutdown: Callable[[], None]):
+        super().__init__(config)
+        self._on_ready, self._on_shutdown = on_ready, on_shutdown
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self._on_ready()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self._on_shutdown()
+        await super().shutdown(sockets)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port (port 0 picks a free one)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Inherited by accepted connections: uvicorn writes head and body separately, and
+    # Nagle would hold the body back until the client acknowledges the head.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def make_server(app: BalancerApp, on_ready: Callable[[], None] = lambda: None) -> _Server:
+    """One uvicorn worker for the balancer app (from create_app)."""
+    config: LbConfig = app.state.config
+    deadline = config.rules.deadline_s or config.rules.attempt_timeout_s * \
+        config.rules.max_attempts
+    uv_config = uvicorn.Config(app, loop="uvloop", http=CoalescingHttpToolsProtocol, lifespan="on",
+                               access_log=False, log_level="warning", proxy_headers=False,
+                               server_header=False,
+                               timeout_graceful_shutdown=int(deadline + DRAIN_GRACE_S))
+    return _Server(uv_config, on_ready, app.state.events.close)
+
+
+class LbHandle:
+    """A running balancer; stop() drains it (in-flight requests finish, attempts flushed)."""
+
+    def __init__(self, url: str, stop: Callable[[], None],
+                 process: subprocess.Popen | None = None):
+        self.url = url
+        self.process = process
+        """The child process (start_lb_process only)."""
+        self._stop = stop
+        self._stopped = False
+
+    def stop(self) -> None:
+        if not self._stopped:
+            self._stopped = True
+            self._stop()
+
+    def __enter__(self) -> LbHandle:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+@dataclass(frozen=True)
+class LbOptions:
+    """The tuning options of start_lb_thread/start_lb_process, as `banditlb lb` takes them."""
+
+    penalty_weight: float = 1.0
+    free_attempts: int = 3
+    max_attempts: int = 10
+    attempt_timeout_ms: float = 1000.0
+    deadline_ms: float = 5000.0
+    params: dict | None = None
+    admin_token: str | None = None
+    scenario: str | None = None
+    seed: int = 0
+
+    def rules(self) -> Rules:
+        return Rules(free_attempts=self.free_attempts, penalty_weight=self.penalty_weight,
+                     max_attempts=self.max_attempts,
+                     attempt_timeout_s=self.attempt_timeout_ms / 1000,
+                     deadline_s=self.deadline_ms / 1000)
+
+    def cli_args(self) -> list[str]:
+        args = ["--penalty-weight", str(self.penalty_weight),
+                "--free-attempts", str(self.free_attempts),
+                "--max-attempts", str(self.max_attempts),
+                "--attempt-timeout-ms", str(self.attempt_timeout_ms),
+                "--deadline-ms", str(self.deadline_ms), "--seed", str(self.seed)]
+        for key, value in (self.params or {}).items():
+            args += ["--param", f"{key}={value}"]
+        if self.scenario:
+            args += ["--scenario", self.scenario]
+        if self.admin_token:
+            args += ["--admin-token", self.admin_token]
+        return args
+
+
+def start_lb_thread(upstreams: list[str], *, strategy: str = "v4", data_dir: str | Path,
+                    fleet_url: str | None = None, host: str = "127.0.0.1", port: int = 0,
+                    **options) -> LbHandle:
+    """Serve the balancer from a thread of this process (tests); returns once it listens."""
+    opts = LbOptions(**options)
+    config = LbConfig(resolve_upstreams(list(upstreams)), strategy, dict(opts.params or {}),
+                      opts.seed, opts.rules(), opts.scenario, host, port, Path(data_dir),
+                      fleet_url, opts.admin_token)
+    sock = bind(host, port)
+    ready = threading.Event()
+    server = make_server(create_app(config), ready.set)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
+                              name="banditlb-lb", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not ready.wait(0.05):
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            thread.join(5)
+            sock.close()
+            raise RuntimeError("the balancer did not start (see the log above)")
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join()
+        sock.close()
+
+    return LbHandle(url_of(sock), stop)
+
+
+def start_lb_process(upstreams: list[str], *, strategy: str = "v4", data_dir: str | Path,
+                     fleet_url: str | None = None, host: str = "127.0.0.1", port: int = 0,
+                     **options) -> LbHandle:
+    """Run `python -m banditlb lb ...` as a child; returns once it listens.
+
+    stop() sends SIGTERM: the child stops accepting, drains, flushes the store and exits 0.
+    """
+    args = ["lb", "--upstreams", ",".join(upstreams), "--strategy", strategy,
+            "--data-dir", str(data_dir), "--host", host, "--port", str(port),
+            *LbOptions(**options).cli_args()]
+    if fleet_url:
+        args += ["--fleet-url", fleet_url]
+    child = subprocess.Popen([sys.executable, "-m", "banditlb", *args], stdout=subprocess.PIPE,
+                             text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    url = _wait_ready(child)
+
+    def stop() -> None:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+            try:
+                child.wait(timeout=START_TIMEOUT_S + DRAIN_GRACE_S)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        child.stdout.close()
+
+    return LbHandle(url, stop, child)
+
+
+def _wait_ready(child: subprocess.Popen) -> str:
+    """Read the child's ready line (its errors go to our stderr)."""
+    timer = threading.Timer(START_TIMEOUT_S, child.kill)
+    timer.start()
+    try:
+        for line in child.stdout:
+            if line.startswith(READY_PREFIX):
+                return line[len(READY_PREFIX):].strip()
+    finally:
+        timer.cancel()
+    child.wait()
+    child.stdout.close()
+    raise RuntimeError(f"banditlb lb exited with code {child.returncode} before listening "
+                       f"(its error is on stderr above)")
