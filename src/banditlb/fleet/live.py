@@ -62,6 +62,17 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def check_free(host: str, ports: list[int]) -> None:
+    """PortInUse unless every port can be bound right now."""
+    sockets = []
+    try:
+        for port in ports:
+            sockets.append(bind(host, port))
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 def served_ports(scenarios: list[Scenario]) -> list[int]:
     """The ports that listen: every server's except those refusing connections."""
     return [spec.port for scenario in scenarios for spec in scenario.servers

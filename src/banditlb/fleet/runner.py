@@ -18,12 +18,14 @@ import urllib.request
 from collections.abc import Callable
 from typing import TypeVar
 
-from banditlb.fleet.live import LiveFleet, PortInUse, bind, load_scenarios, served_ports
+from banditlb.fleet.live import LiveFleet, PortInUse, check_free, load_scenarios, served_ports
 
 READY_PREFIX = "banditlb fleet listening on "
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
-OFFSET_RANGE = (20000, 55000)
+OFFSET_RANGE = (10000, 26000)
+"""Shifts the preset ports (4000-6209) below Linux's ephemeral range (32768+), where
+outgoing connections of other programs would take ports at random."""
 OFFSET_TRIES = 30
 
 T = TypeVar("T")
@@ -149,7 +151,7 @@ def start_fleet_process(scenarios: list[str], seed: int = 0, host: str = "127.0.
         loaded = load_scenarios(scenarios, offset)
         if port_offset is None:
             extra = [control_port] if control_port else []
-            _check_free(host, served_ports(loaded) + extra)
+            check_free(host, served_ports(loaded) + extra)
         args = [*command_prefix, sys.executable, "-m", "banditlb", "fleet", "--seed", str(seed),
                 "--host", host, "--control-port", str(control_port),
                 "--port-offset", str(offset), "--id-ttl", str(id_ttl_s)]
@@ -162,17 +164,6 @@ def start_fleet_process(scenarios: list[str], seed: int = 0, host: str = "127.0.
                            lambda: _terminate(child), child)
 
     return _on_free_ports(port_offset, control_port, spawn)
-
-
-def _check_free(host: str, ports: list[int]) -> None:
-    """PortInUse unless every port can be bound right now."""
-    sockets = []
-    try:
-        for port in ports:
-            sockets.append(bind(host, port))
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def _wait_ready(child: subprocess.Popen, host: str, offset: int) -> str:
