@@ -40,13 +40,15 @@ class Auto(Policy):
                  prior_beta: float = 1.0, decrease: float = 0.75, doubling_s: float = 10.0,
                  rate_window_s: float = 5.0, min_rate: float = 0.05, backoff_s: float = 0.5,
                  backoff_max_s: float = 8.0, drift_window: int = 40,
-                 drift_z: float = 4.0):
+                 drift_z: float = 4.0, pace: bool = True, skip_tried: bool = False):
         super().__init__(n_servers, seed=seed)
         self.prior_alpha, self.prior_beta = prior_alpha, prior_beta
         self.decrease, self.doubling_s = decrease, doubling_s
         self.rate_window_s, self.min_rate = rate_window_s, min_rate
         self.backoff_s, self.backoff_max_s = backoff_s, backoff_max_s
         self.drift_window, self.drift_z = drift_window, drift_z
+        self.pace, self.skip_tried = pace, skip_tried
+        """Switches for the ablations in docs/strategies.md (drift_z=inf turns drift off)."""
         self.posterior = BetaPosteriors(n_servers, seed, prior_alpha, prior_beta)
         self.recent = [deque(maxlen=drift_window) for _ in range(n_servers)]
         self.admitted_at = [deque() for _ in range(n_servers)]
@@ -68,21 +70,24 @@ class Auto(Policy):
         return self.rate[server] * grown
 
     def _tokens(self, server: int, now: float) -> float:
-        rate = self._rate(server, now)
         if now < self.blocked_until[server]:
             return 0.0
-        if rate == math.inf:
+        rate = self._rate(server, now)
+        if rate == math.inf or not self.pace:
             return 1.0
         elapsed = max(0.0, now - self.refilled_at[server])
         return min(1.0, self.tokens[server] + rate * elapsed)
 
-    def _spend(self, server: int, now: float, amount: float) -> None:
-        self.tokens[server] = max(0.0, self._tokens(server, now) - amount)
+    def _spend(self, server: int, now: float) -> None:
+        self.tokens[server] = max(0.0, self._tokens(server, now) - 1.0)
         self.refilled_at[server] = now
 
     def select(self, ctx: Context) -> int | None:
         now = ctx.now
-        usable = [s for s in range(self.n) if s not in ctx.unavailable]
+        if self.skip_tried:
+            usable = self.untried_candidates(ctx)
+        else:
+            usable = [s for s in range(self.n) if s not in ctx.unavailable]
         if not usable:
             return None
         ready = [s for s in usable if self._tokens(s, now) >= 1.0]
@@ -115,7 +120,7 @@ class Auto(Policy):
         while stamps and now - stamps[0] > self.rate_window_s:
             stamps.popleft()
         if self.rate[server] != math.inf:
-            self._spend(server, now, 1.0)
+            self._spend(server, now)
 
     def _refused(self, server: int, now: float, retry_after_s: float | None) -> None:
         self.rate_limited[server] += 1
