@@ -9,6 +9,7 @@ Requests pipelined on one connection are answered one after the other.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import math
@@ -51,12 +52,19 @@ class Response:
     delay_s: float = 0.0
 
     def encode(self, keep_alive: bool) -> bytes:
-        lines = [f"HTTP/1.1 {self.status} {REASONS.get(self.status, 'Unknown')}",
-                 "Content-Type: application/json", f"Content-Length: {len(self.body)}"]
-        lines += [f"{name}: {value}" for name, value in self.headers]
-        if not keep_alive:
-            lines.append("Connection: close")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + self.body
+        return _head(self.status, len(self.body), self.headers, keep_alive) + self.body
+
+
+@functools.lru_cache(maxsize=1024)
+def _head(status: int, length: int, headers: tuple[tuple[str, str], ...],
+          keep_alive: bool) -> bytes:
+    """Status line and headers; the fleet sends a handful of distinct ones over and over."""
+    lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'Unknown')}",
+             "Content-Type: application/json", f"Content-Length: {length}"]
+    lines += [f"{name}: {value}" for name, value in headers]
+    if not keep_alive:
+        lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
 def json_response(status: int, doc: object, headers: tuple[tuple[str, str], ...] = (),

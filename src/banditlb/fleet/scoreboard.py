@@ -4,7 +4,8 @@ The grader's rule: +1 for every id accepted at least once, -w for every attempt
 beyond the first `free` on the same id (429s count). Per-id attempt counts are
 kept for `ttl_s` after an id was last seen, then forgotten; the aggregate
 histogram of attempts per id is kept forever, so scores for any `free` and `w`
-stay exact while memory stays bounded (about 200 bytes per live id).
+stay exact while memory stays bounded (about 250 bytes per live id, measured by
+bench/fleet_throughput.py).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 OUTCOME_KEYS = ("accepted", "failed", "rate_limited")
 
 
-@dataclass
+@dataclass(slots=True)
 class _IdRecord:
     attempts: int = 0
     accepted: bool = False
@@ -50,7 +51,10 @@ class Scoreboard:
             self.ids_accepted += 1
         self.attempts += 1
         self.outcomes[outcome] += 1
-        self.per_server.setdefault(server, Counter())[outcome] += 1
+        counts = self.per_server.get(server)
+        if counts is None:
+            counts = self.per_server[server] = Counter()
+        counts[outcome] += 1
 
     def _expire(self, now: float) -> None:
         live = self._live
