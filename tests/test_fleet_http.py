@@ -115,6 +115,9 @@ def test_health_answers_and_is_not_scored(fleet_t1, http_call):
     b"POST / HTTP/9.9.9\r\n\r\n",
     b"POST / HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
     b"\x00\x01\x02\x03\r\n\r\n",
+    b"GET http://h:99999/health HTTP/1.1\r\n\r\n",
+    b"GET %zz HTTP/1.1\r\n\r\n",
+    b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
 ])
 def test_malformed_http_gets_400_and_close_and_the_server_lives_on(fleet_t1, http_call,
                                                                     garbage):

@@ -88,8 +88,17 @@ HANG = Response(0, b"", delay_s=math.inf)
 Handler = Callable[[Request], Response]
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _Reject(Exception):
+    """Raised from a parser callback: answer `status` with `reason`, then close."""
+
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def _too_large() -> _Reject:
+    return _Reject(413, f"body larger than {MAX_BODY_BYTES} bytes")
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -131,10 +140,11 @@ class HttpProtocol(asyncio.Protocol):
         except httptools.HttpParserUpgrade:
             self._stop_parsing(None)  # answer what was parsed, then close
         except httptools.HttpParserCallbackError as exc:
-            if not isinstance(exc.__context__, _BodyTooLarge):
-                raise
-            self._stop_parsing(error_response(
-                413, f"body larger than {MAX_BODY_BYTES} bytes"))
+            reject = exc.__context__
+            if not isinstance(reject, _Reject):
+                log.error("HTTP parser callback failed", exc_info=reject)
+                reject = _Reject(400, "malformed HTTP request")
+            self._stop_parsing(error_response(reject.status, reject.reason))
         except httptools.HttpParserError as exc:
             self._stop_parsing(error_response(400, f"malformed HTTP request: {exc}"))
 
@@ -150,19 +160,23 @@ class HttpProtocol(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         if name.lower() == b"content-length" and value.strip().isdigit() \
                 and int(value) > MAX_BODY_BYTES:
-            raise _BodyTooLarge
+            raise _too_large()
 
     def on_body(self, body: bytes) -> None:
         self._body += body
         if len(self._body) > MAX_BODY_BYTES:
-            raise _BodyTooLarge
+            raise _too_large()
 
     def on_message_complete(self) -> None:
-        url = httptools.parse_url(self._url) if self._url else None
+        try:
+            url = httptools.parse_url(self._url)
+        except httptools.HttpParserInvalidURLError:
+            raise _Reject(400, f"malformed HTTP request: invalid URL {self._url[:100]!r}") \
+                from None
         request = Request(
             method=self._parser.get_method().decode("latin-1"),
-            path=url.path.decode("latin-1") if url and url.path else "/",
-            query=url.query.decode("latin-1") if url and url.query else "",
+            path=url.path.decode("latin-1") if url.path else "/",
+            query=url.query.decode("latin-1") if url.query else "",
             body=bytes(self._body),
             keep_alive=self._parser.should_keep_alive(),
         )
