@@ -8,7 +8,6 @@ balancer down.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -71,18 +70,21 @@ class EventHub:
         try:
             while not client.gone:
                 chunk = await client.queue.get()
-                if chunk is None or client.gone:
+                if chunk is None:
                     break
                 yield chunk
         finally:
             self._drop(client)
 
     def close(self) -> None:
-        """End every stream (server shutdown): open streams must not hold the drain."""
+        """End every stream after what it has queued (server shutdown: open streams must
+        not hold up the drain)."""
         for client in list(self._clients):
-            self._drop(client)
-            with contextlib.suppress(asyncio.QueueFull):  # then it sees `gone` next event
+            self._clients.discard(client)
+            try:
                 client.queue.put_nowait(None)
+            except asyncio.QueueFull:
+                client.gone = True
 
     async def run_ticker(self, snapshot: Callable[[], dict]) -> None:
         """Metrics every METRICS_S and a heartbeat every HEARTBEAT_S, while anyone listens."""
