@@ -157,3 +157,17 @@ def _open_in_child_as_unprivileged(data_dir: Path) -> str:
         message = pipe.read()
     os.waitpid(pid, 0)
     return message
+
+
+def test_no_room_to_create_the_file(tmp_path):
+    """A real write failure at start-up: the child may not write files past 1 kB."""
+    code = ("import resource, signal, sys\n"
+            "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))\n"
+            "from banditlb.store import Store, StoreError\n"
+            "try:\n    Store(sys.argv[1])\nexcept StoreError as exc:\n    print(exc)\n")
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"disk I/O error writing {db_path(tmp_path)}")
+    assert "check free space" in result.stdout

@@ -69,12 +69,10 @@ def run_live(strategies: list[str], scenarios: list[str], requests: int, rps: fl
     console = Console()
     try:
         Store(data_dir).close()  # a bad data dir fails here, before anything starts
-        lb_options = {"penalty_weight": penalty_weight, "free_attempts": free_attempts}
-        if admin_token:
-            lb_options["admin_token"] = admin_token
         with running_services(scenarios, data_dir=data_dir, seed=seed, fleet_url=fleet_url,
                               lb_url=lb_url, lb_port=lb_port, strategy=strategies[0],
-                              **lb_options) as services:
+                              penalty_weight=penalty_weight, free_attempts=free_attempts,
+                              admin_token=admin_token) as services:
             config = MatrixConfig(
                 strategies=strategies, scenarios=scenarios, fleet_url=services.fleet_url,
                 lb_url=services.lb_url, requests=requests, rps=rps, seed=seed,
@@ -85,7 +83,7 @@ def run_live(strategies: list[str], scenarios: list[str], requests: int, rps: fl
             complete = len(results) == len(strategies) * len(scenarios)
             if complete and while_serving is not None:
                 while_serving(services)
-    except RuntimeError as exc:  # HarnessError, StoreError, a service that did not start
+    except (RuntimeError, OSError) as exc:  # HarnessError, StoreError, a port in use, ...
         fail(str(exc))
     except KeyboardInterrupt:
         console.print("[yellow]interrupted; everything started here is stopped[/yellow]")
