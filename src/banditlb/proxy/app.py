@@ -27,9 +27,16 @@ from banditlb.proxy.metrics import metrics_registry
 log = logging.getLogger(__name__)
 
 SSE_SEND_TIMEOUT_S = 5.0
-
-
 JSON_HEADERS = [(b"content-type", b"application/json")]
+ID_BODY = '{"id": "<24 letters or digits>"}'
+
+
+class BadInput(Exception):
+    """A POST / the balancer refuses before routing: the status and the reason."""
+
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason)
+        self.status = status
 
 
 def _json(doc: dict) -> bytes:
@@ -42,19 +49,27 @@ def _is_json(content_type: bytes) -> bool:
                                              and media.endswith(b"+json"))
 
 
-async def _read_capped(scope: Scope, receive: Receive, limit: int) -> bytes | None:
-    """The body, or None as soon as it is known to exceed `limit` bytes."""
-    for name, value in scope["headers"]:
-        if name == b"content-length" and value.isdigit() and int(value) > limit:
-            return None
+async def _read_id(scope: Scope, receive: Receive) -> str:
+    """The id a POST / carries; BadInput (415, 413 or 400) with the reason otherwise."""
+    headers = dict(scope["headers"])
+    if not _is_json(headers.get(b"content-type", b"")):
+        raise BadInput(415, f"content type must be application/json with body {ID_BODY}")
+    declared = headers.get(b"content-length", b"")
+    too_big = BadInput(413, f"body larger than {MAX_BODY_BYTES} bytes")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise too_big
     body = b""
     while True:
         message = await receive()
         body += message.get("body", b"")
-        if len(body) > limit:
-            return None
+        if len(body) > MAX_BODY_BYTES:
+            raise too_big
         if not message.get("more_body"):
-            return body
+            break
+    try:
+        return parse_id_body(body, allow_raw=False)
+    except BadId as exc:
+        raise BadInput(400, str(exc)) from exc
 
 
 async def _send_json(send: Send, status: int, doc: dict, headers=()) -> None:
@@ -68,26 +83,14 @@ async def _submit(balancer: Balancer, scope: Scope, receive: Receive, send: Send
     """POST /: validate, route, answer. Plain ASGI: this is the hot path."""
     if scope["method"] != "POST":
         await _send_json(send, 405, {"status": "error", "error": f"method {scope['method']} "
-                                     f"not allowed on /; send POST / {{\"id\": \"...\"}}"},
+                                     f"not allowed on /; send POST / {ID_BODY}"},
                          [(b"allow", b"POST")])
         return
-    content_type = next((v for k, v in scope["headers"] if k == b"content-type"), b"")
-    if not _is_json(content_type):
-        balancer.reject()
-        await _send_json(send, 415, {"status": "error", "error": "content type must be "
-                                     "application/json with body {\"id\": \"...\"}"})
-        return
-    body = await _read_capped(scope, receive, MAX_BODY_BYTES)
-    if body is None:
-        balancer.reject()
-        await _send_json(send, 413, {"status": "error",
-                                     "error": f"body larger than {MAX_BODY_BYTES} bytes"})
-        return
     try:
-        request_id = parse_id_body(body, allow_raw=False)
-    except BadId as exc:
+        request_id = await _read_id(scope, receive)
+    except BadInput as exc:
         balancer.reject()
-        await _send_json(send, 400, {"status": "error", "error": str(exc)})
+        await _send_json(send, exc.status, {"status": "error", "error": str(exc)})
         return
     answer = await balancer.submit(request_id)
     await _send_json(send, answer.status_code, answer.body,

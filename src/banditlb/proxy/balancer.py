@@ -229,7 +229,7 @@ class Balancer:
             server = lane.upstreams[result.server].name
             return Answer(200, {"status": "ok", "server": server, "attempts": n})
         if result.status == UNAVAILABLE or unreachable:
-            reason = ("every upstream refused the connection" if unreachable
+            reason = ("no upstream accepted a connection (every attempt was refused)" if unreachable
                       else "no upstream is usable right now (all rate limited or down)")
             return Answer(503, {"status": "unavailable", "attempts": n, "reason": reason},
                           {"Retry-After": "1"})
