@@ -37,16 +37,19 @@ class Auto(Policy):
     alias = "auto"
 
     def __init__(self, n_servers: int, *, seed: int = 0, prior_alpha: float = 1.0,
-                 prior_beta: float = 1.0, decrease: float = 0.75, doubling_s: float = 10.0,
+                 prior_beta: float = 1.0, decrease: float = 0.75, recover_s: float = 2.0,
+                 doubling_s: float = 10.0,
                  rate_window_s: float = 5.0, min_rate: float = 0.05, backoff_s: float = 0.5,
                  backoff_max_s: float = 8.0, drift_window: int = 40,
-                 drift_z: float = 4.0, pace: bool = True, skip_tried: bool = False):
+                 drift_z: float = 4.0, reserve: float = 1.0, free_attempts: int = 3,
+                 pace: bool = True, skip_tried: bool = False):
         super().__init__(n_servers, seed=seed)
         self.prior_alpha, self.prior_beta = prior_alpha, prior_beta
-        self.decrease, self.doubling_s = decrease, doubling_s
+        self.decrease, self.recover_s, self.doubling_s = decrease, recover_s, doubling_s
         self.rate_window_s, self.min_rate = rate_window_s, min_rate
         self.backoff_s, self.backoff_max_s = backoff_s, backoff_max_s
         self.drift_window, self.drift_z = drift_window, drift_z
+        self.reserve, self.free_attempts = reserve, free_attempts
         self.pace, self.skip_tried = pace, skip_tried
         """Switches for the ablations in docs/strategies.md (drift_z=inf turns drift off)."""
         self.posterior = BetaPosteriors(n_servers, seed, prior_alpha, prior_beta)
@@ -64,19 +67,23 @@ class Auto(Policy):
         self.resets = [0] * n_servers
 
     def _rate(self, server: int, now: float) -> float:
-        """The refill rate after the last refusal, growing again (doubling every
-        `doubling_s`) so capacity that comes back is found without waiting for luck."""
-        grown = 2.0 ** ((now - self.refused_at[server]) / self.doubling_s)
-        return self.rate[server] * grown
+        """The pacing rate: cut to `decrease` of the rate that was refused, back to it
+        within `recover_s`, then growing beyond it (doubling every `doubling_s`) so
+        capacity that comes back is found without waiting for luck."""
+        since = now - self.refused_at[server]
+        if since < self.recover_s:
+            cut = self.decrease
+            return self.rate[server] * (cut + (1.0 - cut) * since / self.recover_s)
+        return self.rate[server] * 2.0 ** ((since - self.recover_s) / self.doubling_s)
 
     def _tokens(self, server: int, now: float) -> float:
         if now < self.blocked_until[server]:
             return 0.0
         rate = self._rate(server, now)
         if rate == math.inf or not self.pace:
-            return 1.0
+            return math.inf
         elapsed = max(0.0, now - self.refilled_at[server])
-        return min(1.0, self.tokens[server] + rate * elapsed)
+        return min(1.0 + self.reserve, self.tokens[server] + rate * elapsed)
 
     def _spend(self, server: int, now: float) -> None:
         self.tokens[server] = max(0.0, self._tokens(server, now) - 1.0)
@@ -90,7 +97,10 @@ class Auto(Policy):
             usable = [s for s in range(self.n) if s not in ctx.unavailable]
         if not usable:
             return None
-        ready = [s for s in usable if self._tokens(s, now) >= 1.0]
+        # Trunk reservation: a scarce server's last token is kept for an id's last
+        # free attempt, where a success is worth the most (no second chance after it).
+        need = 1.0 if ctx.attempt >= self.free_attempts - 1 else 1.0 + self.reserve
+        ready = [s for s in usable if self._tokens(s, now) >= need]
         if not ready:
             # Nothing should admit yet: probe the likeliest server that is not
             # backing off (a refusal within the free attempts costs nothing).
@@ -125,12 +135,13 @@ class Auto(Policy):
     def _refused(self, server: int, now: float, retry_after_s: float | None) -> None:
         self.rate_limited[server] += 1
         self.streak[server] += 1
-        if self.rate[server] == math.inf:
-            recent = sum(1 for t in self.admitted_at[server] if now - t <= self.rate_window_s)
-            self.rate[server] = max(self.min_rate, recent / self.rate_window_s)
-            self.refused_at[server] = now
-        elif self.streak[server] == 1:
-            self.rate[server] = max(self.min_rate, self._rate(server, now) * self.decrease)
+        if self.streak[server] == 1 or self.rate[server] == math.inf:
+            # The refused rate is at most what the server really admitted lately:
+            # the pacing allowance may have grown far past what was ever tried.
+            stamps = self.admitted_at[server]
+            admitted = sum(1 for t in stamps if now - t <= self.rate_window_s)
+            self.rate[server] = max(self.min_rate, min(self._rate(server, now),
+                                                       admitted / self.rate_window_s))
             self.refused_at[server] = now
         self.tokens[server] = 0.0
         self.refilled_at[server] = now
@@ -152,7 +163,7 @@ class Auto(Policy):
             self.resets[server] += 1
 
     def estimate(self, server: int, now: float) -> float:
-        return self.posterior.mean(server) * self._tokens(server, now)
+        return self.posterior.mean(server) * min(1.0, self._tokens(server, now))
 
     def snapshot(self, now: float) -> dict:
         return {
