@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 from banditlb.commands.common import fail, parse_rules, resolve_scenarios, resolve_strategies
 from banditlb.policies import parse_params, strategy_class
 from banditlb.sim.matrix import run_matrix
-from banditlb.sim.report import plot_regret, print_json, print_tables
+from banditlb.sim.report import plot_regret, print_json, print_markdown, print_tables
 
 
 def simulate_command(
@@ -40,6 +40,8 @@ def simulate_command(
              "has it.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object per "
                                            "(strategy, scenario) instead of tables.")] = False,
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print Markdown tables (for "
+                                           "the docs) instead of terminal tables.")] = False,
     plot: Annotated[Path | None, typer.Option(help="Write cumulative regret against the "
                                               "oracle (PNG) to this path.")] = None,
     workers: Annotated[int | None, typer.Option(min=1, help="Processes (default: one per "
@@ -74,6 +76,8 @@ def simulate_command(
     elapsed = time.perf_counter() - started
     if json_out:
         print_json(summaries)
+    elif markdown:
+        print_markdown(summaries)
     else:
         print_tables(Console(), summaries)
     err.print(f"[dim]{len(summaries)} rows, {seeds} seeds x {requests} requests, "

@@ -117,7 +117,7 @@ class PenaltyBox:
         self._strikes = [t for t in self._strikes if now - t < self.strike_window_s]
         self._strikes.append(now)
         if len(self._strikes) >= self.strikes_to_box:
-            cooldown = min(self.max_s, self.base_s * 2 ** self.offences)
+            cooldown = min(self.max_s, self.base_s * 2.0 ** min(self.offences, 32))
             self.boxed_until = max(self.boxed_until, now + cooldown)
             self._last_release = self.boxed_until
             self.offences += 1

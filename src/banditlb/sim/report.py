@@ -29,6 +29,22 @@ def print_tables(console: Console, summaries: list[Summary]) -> None:
         console.print(table)
 
 
+def print_markdown(summaries: list[Summary]) -> None:
+    """One Markdown table per scenario, best first, for the docs."""
+    for scenario in dict.fromkeys(s.scenario for s in summaries):
+        rows = sorted((s for s in summaries if s.scenario == scenario),
+                      key=lambda r: -r.score_per_100)
+        print(f"\n**{scenario}** ({rows[0].seeds} seeds x {rows[0].requests} requests)\n")
+        print("| strategy | score/100 (95% CI) | % of oracle | accepted % | penalized/100 "
+              "| 429s/100 |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for r in rows:
+            pct = "-" if r.pct_of_oracle is None else f"{r.pct_of_oracle:.1f}"
+            print(f"| {r.strategy} | {r.score_per_100:.2f} ± {r.ci95:.2f} | {pct} "
+                  f"| {r.accepted_pct:.1f} | {r.penalized_per_100:.2f} "
+                  f"| {r.rate_limited_per_100:.1f} |")
+
+
 def print_json(summaries: list[Summary]) -> None:
     for s in summaries:
         print(json.dumps(s.as_json()), flush=True)
