@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 DEVSTAMP:= $(VENV)/.installed-dev
 SRC     := pyproject.toml
 
-.PHONY: demo test lint fleet simulate harness bench clean system-deps
+.PHONY: demo test lint fleet simulate harness bench bench-peers clean system-deps
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -41,6 +41,13 @@ harness: $(STAMP)
 
 bench: $(DEVSTAMP)
 	$(BIN)/python bench/run_all.py
+
+# Peer benchmark (issue #6): throughput side by side (~5 min, pinned with taskset, not
+# niced so the figures are the machine's), then auto vs nginx vs HAProxy scored live and
+# simulated (~25 min, niced); rewrites docs/benchmarks.md and docs/img/peers-*.png.
+bench-peers: $(STAMP)
+	$(BIN)/python -m bench.peers.throughput
+	nice -n 10 $(BIN)/python -m bench.peers.run
 
 # Browser tests drive Debian's Chromium (no browser download at test time).
 system-deps:

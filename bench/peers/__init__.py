@@ -1,0 +1,1 @@
+"""Peer benchmark: banditlb's `auto` against nginx and HAProxy in front of the same fleet."""

@@ -1,0 +1,149 @@
+"""Live runs: every peer in front of its own fleet, all streams at once, one seed at a time.
+
+Each peer gets a fleet process serving every scenario (scenarios are independent inside a
+fleet: own models, own clock, own scoreboard), so the streams of one seed run side by
+side without sharing anything but the machine. Per seed: start the peers fresh, let
+them settle (HAProxy's first health checks), reset every fleet with the seed, fire the
+same ids at 10 req/s into every (peer, scenario) site, then read the fleets' ground truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass
+
+from bench.peers.configs import HaproxyTuning, NginxTuning
+from bench.peers.processes import (
+    PeerHandle,
+    sites_on_free_ports,
+    start_banditlb,
+    start_haproxy,
+    start_nginx,
+)
+
+from banditlb.fleet.runner import FleetHandle, start_fleet_process
+from banditlb.harness import NO_ANSWER, fire_open_loop, make_ids
+from banditlb.harness.control import FleetControl
+from banditlb.stats import percentile
+
+SETTLE_S = 2.0
+"""Between the peers' start and the fleet reset: HAProxy's first health checks land."""
+CLIENT_TIMEOUT_S = 10.0
+TRUTH_KEYS = ("score", "ids_seen", "ids_accepted", "attempts", "penalized_attempts",
+              "rate_limited", "failed")
+
+Starter = Callable[[dict[str, list[str]], int], PeerHandle]
+"""(scenario -> upstreams, seed) -> a running peer with one site per scenario."""
+
+
+@dataclass(frozen=True)
+class PeerSpec:
+    """A live peer and the penalty weights one of its runs is scored for."""
+
+    name: str
+    config: str
+    weights: tuple[float, ...]
+    start: Starter
+
+
+def auto_peer(weight: float) -> PeerSpec:
+    """banditlb's `auto`: its router stops by the weight, so one run scores one weight."""
+    return PeerSpec("auto", f"banditlb lb --strategy auto --penalty-weight {weight:g}",
+                    (weight,), lambda ups, seed: start_banditlb(
+                        ups, strategy="auto", seed=seed, penalty_weight=weight))
+
+
+def nginx_peer(tuning: NginxTuning, weights: tuple[float, ...], name: str = "nginx") -> PeerSpec:
+    """nginx's behaviour does not depend on the weight: one run scores every weight."""
+    return PeerSpec(name, f"nginx {tuning.label}", weights,
+                    lambda ups, seed: start_nginx(sites_on_free_ports(ups), tuning))
+
+
+def haproxy_peer(tuning: HaproxyTuning, weights: tuple[float, ...],
+                 name: str | None = None) -> PeerSpec:
+    name = name or f"haproxy {tuning.balance}"
+    return PeerSpec(name, f"HAProxy {tuning.label}", weights,
+                    lambda ups, seed: start_haproxy(sites_on_free_ports(ups), tuning))
+
+
+def run_live(peers: list[PeerSpec], scenarios: list[str], seeds: list[int], requests: int,
+             rps: float, log: Callable[[str], None] = print) -> list[dict]:
+    """Every peer x scenario x seed; one record per (run, weight it is scored for)."""
+    records: list[dict] = []
+    with ExitStack() as stack:
+        log(f"starting {len(peers)} fleets ({', '.join(scenarios)})")
+        fleets = [stack.enter_context(start_fleet_process(scenarios)) for _ in peers]
+        for number, seed in enumerate(seeds, start=1):
+            started = time.monotonic()
+            records += _one_seed(peers, fleets, scenarios, seed, requests, rps,
+                                 lambda text, s=seed, n=number: log(
+                                     f"seed {s} ({n}/{len(seeds)}): {text}"))
+            log(f"seed {seed} done in {time.monotonic() - started:.0f} s")
+    return records
+
+
+def _one_seed(peers: list[PeerSpec], fleets: list[FleetHandle], scenarios: list[str],
+              seed: int, requests: int, rps: float, log: Callable[[str], None]) -> list[dict]:
+    upstreams = [{name: fleet.upstreams(name) for name in scenarios} for fleet in fleets]
+    with ExitStack() as stack, ThreadPoolExecutor(len(peers)) as pool:
+        futures = [pool.submit(peer.start, ups, seed) for peer, ups in zip(peers, upstreams,
+                                                                            strict=True)]
+        for future in futures:  # every started peer is stopped, even if another failed
+            if future.exception() is None:
+                stack.enter_context(future.result())
+        handles = [future.result() for future in futures]
+        time.sleep(SETTLE_S)
+        controls = [FleetControl(fleet.control_url) for fleet in fleets]
+        for control in controls:
+            control.reset(seed)
+        streams = [(index, handle.urls[name], name) for index, handle in enumerate(handles)
+                   for name in scenarios]
+        ids = {name: make_ids(requests, f"{seed}:{name}") for name in scenarios}
+        rows = asyncio.run(_fire_all(streams, ids, rps, log))
+        records = []
+        for (index, _, name), stream_rows in zip(streams, rows, strict=True):
+            peer = peers[index]
+            for weight in peer.weights:
+                truth = controls[index].scores(weight)[name]
+                records.append(_record(peer, name, seed, weight, requests, truth, stream_rows))
+    return records
+
+
+async def _fire_all(streams, ids: dict[str, list[str]], rps: float,
+                    log: Callable[[str], None]) -> list[list]:
+    """All streams at once; a progress line every 15 s."""
+    answered = [0]
+    total = sum(len(ids[name]) for _, _, name in streams)
+
+    def count(_row) -> None:
+        answered[0] += 1
+
+    async def report() -> None:
+        started = time.monotonic()
+        while True:
+            await asyncio.sleep(15)
+            log(f"{answered[0]:,}/{total:,} answered, {time.monotonic() - started:.0f} s")
+
+    reporter = asyncio.create_task(report())
+    try:
+        return list(await asyncio.gather(*(
+            fire_open_loop(url, ids[name], rps, timeout_s=CLIENT_TIMEOUT_S, on_answer=count)
+            for _, url, name in streams)))
+    finally:
+        reporter.cancel()
+
+
+def _record(peer: PeerSpec, scenario: str, seed: int, weight: float, requests: int,
+            truth: dict, rows: list) -> dict:
+    latencies = sorted(row.latency_ms for row in rows)
+    return {"peer": peer.name, "config": peer.config, "source": "live", "scenario": scenario,
+            "seed": seed, "penalty_weight": weight, "requests": requests,
+            **{key: truth[key] for key in TRUTH_KEYS},
+            "client_ok": sum(row.status == 200 for row in rows),
+            "client_no_answer": sum(row.status == NO_ANSWER for row in rows),
+            "client_p50_ms": round(percentile(latencies, 50), 2),
+            "client_p99_ms": round(percentile(latencies, 99), 2)}

@@ -1,0 +1,120 @@
+"""Scoring helpers of the peer benchmark: per-100 rows, margins, target checks, tuning
+choice, and the doc written from saved results alone."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.peers.report import write_report  # noqa: E402
+from bench.peers.scoring import (  # noqa: E402
+    live_row,
+    paired_margin,
+    table,
+    target_check,
+)
+from bench.peers.tuning import NGINX_CANDIDATES, choose  # noqa: E402
+
+
+def live(peer: str, scenario: str, weight: float, scores: list[float], **extra) -> list[dict]:
+    return [{"peer": peer, "config": peer, "source": "live", "scenario": scenario, "seed": seed,
+             "penalty_weight": weight, "requests": 200, "score": score,
+             "ids_accepted": extra.get("accepted", score), "penalized_attempts": 0,
+             "rate_limited": extra.get("rate_limited", 0), "attempts": 300, "failed": 10,
+             "ids_seen": 200, "client_ok": 190, "client_no_answer": 0, "client_p50_ms": 3.0,
+             "client_p99_ms": 40.0} for seed, score in enumerate(scores)]
+
+
+def simulated(strategy: str, scenario: str, weight: float, per_100: float,
+              seeds: int = 3) -> dict:
+    return {"strategy": strategy, "scenario": scenario, "score_per_100": per_100, "ci95": 1.0,
+            "pct_of_oracle": None, "accepted_pct": per_100, "penalized_per_100": 0.0,
+            "rate_limited_per_100": 0.0, "seeds": seeds, "requests": 200,
+            "penalty_weight": weight, "source": "simulated"}
+
+
+def test_live_row_is_per_100_with_a_ci_and_oracle_share():
+    records = live("nginx", "T1", 1.0, [180, 190, 200], rate_limited=20)
+    row = live_row(records, "nginx", oracle=100.0)
+    assert row.score_per_100 == pytest.approx(95.0)
+    assert row.per_seed == (90.0, 95.0, 100.0)
+    assert row.ci95 == pytest.approx(4.303 * 5 / 3 ** 0.5, rel=1e-3)
+    assert row.pct_of_oracle == pytest.approx(95.0)
+    assert row.rate_limited_per_100 == pytest.approx(10.0)
+
+
+def test_paired_margin_uses_per_seed_differences():
+    auto = live_row(live("auto", "T1", 1.0, [190, 192, 194]), "auto", None)
+    rival = live_row(live("nginx", "T1", 1.0, [180, 182, 184]), "nginx", None)
+    margin = paired_margin(auto, rival)
+    assert margin.margin == pytest.approx(5.0) and margin.ci95 == pytest.approx(0.0)
+    assert margin.paired
+
+
+def test_target_check_against_oracle_peers_and_best_original():
+    records = live("auto", "T3", 1.0, [180, 182, 184]) + live("nginx", "T3", 1.0,
+                                                                [150, 150, 150])
+    sims = [simulated("oracle", "T3", 1.0, 95.0), simulated("v4", "T3", 1.0, 92.0),
+            simulated("v7", "T3", 1.0, 85.0), simulated("random", "T3", 1.0, 99.0)]
+    rows = table(records, sims, "T3", 1.0, seeds=3)
+    assert [r.peer for r in rows][:2] == ["random", "oracle"]
+    check = target_check(rows, "T3", 1.0)
+    assert check.pct_of_oracle == pytest.approx(100 * 91 / 95)
+    assert check.target_pct == 92.0 and check.oracle_met is True
+    by_rival = {m.versus: m for m in check.margins}
+    assert set(by_rival) == {"nginx", "v4"}  # the best original only; baselines are not targets
+    assert by_rival["nginx"].margin == pytest.approx(16.0)
+    assert by_rival["v4"].margin == pytest.approx(-1.0) and not by_rival["v4"].paired
+    assert not check.ahead_of_all
+
+
+def test_no_target_check_without_live_auto():
+    assert target_check(table(live("nginx", "T1", 1.0, [1, 2]), [], "T1", 1.0, 2), "T1",
+                        1.0) is None
+
+
+def test_tuning_keeps_the_best_mean_per_peer_kind():
+    best = NGINX_CANDIDATES[2]
+    records = [{"peer": f"nginx {t.label}", "score": 50 + (30 if t == best else 0)}
+               for t in NGINX_CANDIDATES]
+    records += [{"peer": "haproxy balance random(2) error-limit 10", "score": 40},
+                {"peer": "haproxy balance random(2) error-limit 3", "score": 30}]
+    chosen = choose(records)
+    assert chosen["nginx"]["max_fails"] == best.max_fails
+    assert chosen["nginx"]["fail_timeout_s"] == best.fail_timeout_s
+    assert chosen["haproxy"]["error_limit"] == 10
+
+
+def test_report_is_written_from_saved_results_alone(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    scenarios = ["T1", "T2"]
+    records, sims = [], []
+    for scenario in scenarios:
+        for weight in (1.0, 0.5):
+            records += live("auto", scenario, weight, [196, 198, 197])
+            records += live("nginx", scenario, weight, [180, 186, 184])
+            for seeds in (3, 20):
+                sims += [simulated("oracle", scenario, weight, 99.0, seeds),
+                         simulated("v4", scenario, weight, 96.0, seeds)]
+    meta = {"date": "today", "machine": "test", "packages": {"nginx": "1", "haproxy": "2"},
+            "scenarios": scenarios, "seeds": [0, 1, 2], "requests": 200, "rps": 10.0,
+            "elapsed_s": 60, "peers": {"auto (w=1)": "banditlb lb", "nginx": "nginx"}}
+    (results / "live.json").write_text(json.dumps({"meta": meta, "records": records}))
+    (results / "simulated.json").write_text(json.dumps({"requests": 200, "records": sims}))
+    doc = tmp_path / "docs" / "benchmarks.md"
+    doc.parent.mkdir()
+    write_report(results, doc)
+    text = doc.read_text()
+    assert "### T2, weight 0.5" in text
+    assert "banditlb simulate --strategies all --scenarios T1 --requests 200 --seeds 3 " \
+           "--json --penalty-weight 1" in text
+    assert "| **auto** | live | 98.5" in text
+    assert "No throughput results saved" in text
+    assert (tmp_path / "docs" / "img" / "peers-w1.png").stat().st_size > 0
+    assert (tmp_path / "docs" / "img" / "peers-w0.5.png").stat().st_size > 0
