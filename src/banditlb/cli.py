@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from banditlb.commands.dashboard import dashboard_command
 from banditlb.commands.demo import demo_command
 from banditlb.commands.fleet import fleet_command
 from banditlb.commands.harness import harness_command
@@ -24,6 +25,7 @@ app.command("harness")(harness_command)
 app.command("demo")(demo_command)
 app.command("lb")(lb_command)
 app.command("fleet")(fleet_command)
+app.command("dashboard")(dashboard_command)
 
 
 def main() -> None:
