@@ -185,3 +185,8 @@ def test_events_stream_heartbeats_metrics_and_attempts(lb, client):
                             "upstream", "outcome", "status", "latency_ms", "t"}
     assert (attempt["request_id"], attempt["request_number"], attempt["attempt_number"]) == \
         (make_id(1), 1, 1)
+
+
+def test_the_dashboard_is_served_by_the_balancer(client):
+    page = client.get("/dashboard")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")

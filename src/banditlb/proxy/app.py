@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import time
 from contextlib import asynccontextmanager
 
@@ -17,14 +16,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
+from banditlb.dashboard import dashboard_routes
 from banditlb.ids import MAX_BODY_BYTES, BadId, parse_id_body
 from banditlb.proxy.admin import admin_denial
 from banditlb.proxy.balancer import Balancer, SwitchError
 from banditlb.proxy.config import ConfigError, LbConfig, resolve_upstreams, split_upstreams
 from banditlb.proxy.events import EventHub, encode
 from banditlb.proxy.metrics import metrics_registry
-
-log = logging.getLogger(__name__)
 
 SSE_SEND_TIMEOUT_S = 5.0
 JSON_HEADERS = [(b"content-type", b"application/json")]
@@ -189,15 +187,6 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
                         exc.status_code, exc.headers)
 
 
-def _dashboard_routes(config: LbConfig) -> list[BaseRoute]:
-    try:
-        from banditlb.dashboard import dashboard_routes
-    except ImportError:
-        log.warning("dashboard not available in this build: /dashboard is not served")
-        return []
-    return dashboard_routes(config.data_dir, config.fleet_url)
-
-
 def create_app(config: LbConfig) -> BalancerApp:
     """The balancer app for `config`; the store is opened and the run begun at startup."""
     hub = EventHub()
@@ -222,7 +211,7 @@ def create_app(config: LbConfig) -> BalancerApp:
         Route("/admin/strategy", _admin(admin_strategy), methods=["POST"]),
         Route("/admin/reset", _admin(admin_reset), methods=["POST"]),
         Route("/admin/flush", _admin(admin_flush), methods=["POST"]),
-        *_dashboard_routes(config),
+        *dashboard_routes(config.data_dir, config.fleet_url),
     ]
     control = Starlette(routes=routes, lifespan=lifespan,
                         exception_handlers={404: _http_error, 405: _http_error})
