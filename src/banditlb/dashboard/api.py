@@ -109,13 +109,16 @@ class DashboardApi:
         doc = {"run": run, "columns": REPLAY_COLUMNS, "rows": rows,
                "upstreams": [{"name": name, "port": ports[name]} for name in upstreams],
                "penalty_weight": rules.penalty_weight, "free_attempts": rules.free_attempts,
-               "truth": None, "oracle": None, "truth_note": None}
+               "truth": None, "truth_note": None, "oracle": None, "oracle_note": None}
         try:
             doc["truth"] = {str(port): schedule for port, schedule in
                             success_schedules(run, set(ports.values())).items()}
-            doc["oracle"] = oracle_scores(run, request_count(run, attempts))
         except NoTruth as exc:
             doc["truth_note"] = str(exc)
+        try:
+            doc["oracle"] = oracle_scores(run, request_count(run, attempts))
+        except NoTruth as exc:
+            doc["oracle_note"] = str(exc)
         return doc
 
     def csv(self, request: Request) -> Response:

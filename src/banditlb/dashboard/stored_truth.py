@@ -89,7 +89,11 @@ def _port_offset(scenario_ports: list[int], used: set[int]) -> int:
         return 0
     known = set(scenario_ports)
     anchor = min(used)
-    for offset in sorted({anchor - p for p in scenario_ports}, key=abs):
-        if {port - offset for port in used} <= known:
-            return offset
-    raise NoTruth("true rates unknown: the run's ports do not match its scenario")
+    fits = [offset for offset in {anchor - p for p in scenario_ports}
+            if {port - offset for port in used} <= known]
+    if not fits:
+        raise NoTruth("true rates unknown: the run's ports do not match its scenario")
+    if len(fits) > 1:
+        raise NoTruth("true rates unknown: the run used too few servers to tell which "
+                      "scenario port each one was")
+    return fits[0]

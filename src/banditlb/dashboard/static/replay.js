@@ -61,7 +61,8 @@ export class Replay {
     this.oracleNote = doc.oracle
       ? "oracle: the simulator's oracle strategy (it reads the true state) on the same " +
         "scenario, seed, request rate and count"
-      : `oracle unavailable: ${doc.truth_note || "unknown"}`;
+      : doc.oracle_note;
+    this.truthNote = doc.truth ? "true rates: the scenario's, for the run's seed" : doc.truth_note;
   }
 
   trueRate(port, t) {

@@ -122,8 +122,7 @@ function seek(t) {
   const model = replay.modelAt(player.t);
   const truth = new Map(model.servers.map((s) => [s.port, replay.trueRate(s.port, player.t)]));
   model.servers = serverBars(model.servers, truth);
-  model.truthNote = replay.truth ? "true rates: the scenario's, for the run's seed"
-    : "true rates unavailable for this run";
+  model.truthNote = replay.truthNote;
   view.update(model);
 }
 
