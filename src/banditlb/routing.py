@@ -9,7 +9,7 @@ runs learn identically.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from banditlb.outcomes import Attempt, Outcome
 from banditlb.policies.base import Context, Policy
@@ -36,6 +36,7 @@ class Rules:
 
 
 OK, GAVE_UP, UNAVAILABLE = "ok", "gave_up", "unavailable"
+NOTHING_DOWN: frozenset[int] = frozenset()
 
 
 @dataclass(slots=True)
@@ -53,20 +54,21 @@ class RouteResult:
         return self.attempts[-1] if self.attempts else None
 
 
-@dataclass(slots=True)
 class RequestRoute:
-    """Attempt-loop state for one id."""
+    """Attempt-loop state for one id (a plain slotted class: the simulator makes one per id)."""
 
-    policy: Policy
-    rules: Rules
-    started_at: float
-    unavailable: Callable[[float], frozenset[int]] | None = None
-    attempts: list[Attempt] = field(default_factory=list)
-    _tried: tuple[int, ...] = ()
-    _status: str | None = None
+    __slots__ = ("policy", "rules", "started_at", "unavailable", "attempts", "_tried", "_status")
 
-    def __post_init__(self):
-        self.policy.begin_request(self.started_at)
+    def __init__(self, policy: Policy, rules: Rules, started_at: float,
+                 unavailable: Callable[[float], frozenset[int]] | None = None):
+        self.policy = policy
+        self.rules = rules
+        self.started_at = started_at
+        self.unavailable = unavailable
+        self.attempts: list[Attempt] = []
+        self._tried: tuple[int, ...] = ()
+        self._status: str | None = None
+        policy.begin_request(started_at)
 
     @property
     def done(self) -> bool:
@@ -78,14 +80,15 @@ class RequestRoute:
             return None
         n = len(self.attempts)
         rules = self.rules
-        if n >= rules.max_attempts or self._past_deadline(now):
+        deadline = rules.deadline_s
+        if n >= rules.max_attempts or (deadline is not None and now >= self.started_at + deadline):
             return self._finish(GAVE_UP, now)
-        down = self.unavailable(now) if self.unavailable else frozenset()
-        pick = self.policy.select(Context(now, n, self._tried, down))
+        down = self.unavailable(now) if self.unavailable else NOTHING_DOWN
+        policy = self.policy
+        pick = policy.select(Context(now, n, self._tried, down))
         if pick is None:
             return self._finish(GAVE_UP if n else UNAVAILABLE, now)
-        if n >= rules.free_attempts and not (
-                self.policy.estimate(pick, now) > rules.penalty_weight):
+        if n >= rules.free_attempts and not policy.estimate(pick, now) > rules.penalty_weight:
             return self._finish(GAVE_UP, now)
         return pick
 
@@ -99,19 +102,20 @@ class RequestRoute:
     def record(self, attempt: Attempt) -> None:
         """Count one finished attempt and let the policy learn from it."""
         self.attempts.append(attempt)
-        self._tried += (attempt.server,)
-        end = attempt.started_at + attempt.latency_s
-        self.policy.observe(attempt.server, attempt.outcome, end, attempt.latency_s,
-                            attempt.retry_after_s)
-        if attempt.outcome is Outcome.ACCEPTED:
+        server, outcome, latency_s = attempt.server, attempt.outcome, attempt.latency_s
+        self._tried += (server,)
+        end = attempt.started_at + latency_s
+        self.policy.observe(server, outcome, end, latency_s, attempt.retry_after_s)
+        if outcome is Outcome.ACCEPTED:
             self._finish(OK, end)
+
+    @property
+    def status(self) -> str | None:
+        """OK, GAVE_UP or UNAVAILABLE once the loop is over, None while it runs."""
+        return self._status
 
     def result(self) -> RouteResult:
         return RouteResult(self._status or GAVE_UP, self.attempts)
-
-    def _past_deadline(self, now: float) -> bool:
-        deadline = self.rules.deadline_s
-        return deadline is not None and now >= self.started_at + deadline
 
     def _finish(self, status: str, now: float) -> None:
         self._status = status

@@ -18,6 +18,8 @@ from banditlb.outcomes import Attempt, Outcome
 from banditlb.policies import make_policy
 from banditlb.routing import OK, RequestRoute, Rules
 
+ACCEPTED = Outcome.ACCEPTED
+
 
 @dataclass
 class RunStats:
@@ -41,8 +43,9 @@ def attempt_from_reply(server: int, model: ServerModel, now: float, timeout_s: f
         return Attempt(server, Outcome.CONN_ERROR, now, reply.latency_s)
     if reply.latency_s > timeout_s:
         return Attempt(server, Outcome.TIMEOUT, now, timeout_s)
-    return Attempt(server, Outcome.from_status(reply.status), now, reply.latency_s,
-                   reply.status, reply.retry_after_s)
+    status = reply.status
+    outcome = ACCEPTED if status == 200 else Outcome.from_status(status)
+    return Attempt(server, outcome, now, reply.latency_s, status, reply.retry_after_s)
 
 
 def simulate(strategy: str, scenario: Scenario, seed: int, requests: int, rps: float,
@@ -50,26 +53,12 @@ def simulate(strategy: str, scenario: Scenario, seed: int, requests: int, rps: f
     """Run `requests` ids arriving every 1/rps virtual seconds through one strategy."""
     models = scenario.build(seed)
     policy = make_policy(strategy, len(models), seed=seed, params=params, truth=models)
-    stats = RunStats(requests, per_request_score=[0.0] * requests)
-    free, weight = rules.free_attempts, rules.penalty_weight
-    heap: list[tuple[float, int, int, RequestRoute, Attempt]] = []
+    routes: list[RequestRoute] = []
+    heap: list[tuple[float, int, RequestRoute, Attempt]] = []
     seq = 0
     interval = 1.0 / rps
 
-    def finish(number: int, route: RequestRoute) -> None:
-        result = route.result()
-        n = len(result.attempts)
-        accepted = result.status == OK
-        penalized = max(0, n - free)
-        stats.accepted += accepted
-        stats.attempts += n
-        stats.penalized += penalized
-        for a in result.attempts:
-            stats.rate_limited += a.outcome is Outcome.RATE_LIMITED
-            stats.timeouts += a.outcome is Outcome.TIMEOUT
-        stats.per_request_score[number] = accepted - weight * penalized
-
-    def drive(number: int, route: RequestRoute, now: float, next_event: float) -> None:
+    def drive(route: RequestRoute, now: float, next_event: float) -> None:
         """Run attempts of one id until it ends or another event comes first."""
         nonlocal seq
         while (server := route.next_server(now)) is not None:
@@ -77,11 +66,10 @@ def simulate(strategy: str, scenario: Scenario, seed: int, requests: int, rps: f
             end = now + attempt.latency_s
             if end >= next_event or (heap and heap[0][0] <= end):
                 seq += 1
-                heapq.heappush(heap, (end, seq, number, route, attempt))
+                heapq.heappush(heap, (end, seq, route, attempt))
                 return
             route.record(attempt)  # nothing else happens meanwhile: no need for the heap
             now = end
-        finish(number, route)
 
     arrival = 0
     while arrival < requests or heap:
@@ -89,10 +77,37 @@ def simulate(strategy: str, scenario: Scenario, seed: int, requests: int, rps: f
         if arrival < requests and (not heap or arrival_t <= heap[0][0]):
             arrival += 1
             next_t = arrival * interval if arrival < requests else math.inf
-            drive(arrival - 1, RequestRoute(policy, rules, arrival_t), arrival_t, next_t)
+            route = RequestRoute(policy, rules, arrival_t)
+            routes.append(route)
+            drive(route, arrival_t, next_t)
             continue
-        now, _, number, route, attempt = heapq.heappop(heap)
+        now, _, route, attempt = heapq.heappop(heap)
         route.record(attempt)
-        drive(number, route, now, arrival * interval if arrival < requests else math.inf)
-    stats.score = sum(stats.per_request_score)
+        drive(route, now, arrival * interval if arrival < requests else math.inf)
+    return run_stats(routes, rules)
+
+
+def run_stats(routes: list[RequestRoute], rules: Rules) -> RunStats:
+    """Score finished ids (in arrival order) by the router's rules."""
+    free, weight = rules.free_attempts, rules.penalty_weight
+    stats = RunStats(len(routes))
+    per_request = stats.per_request_score
+    accepted = attempts = penalized = rate_limited = timeouts = 0
+    for route in routes:
+        tries = route.attempts
+        n = len(tries)
+        won = route.status == OK
+        beyond = n - free if n > free else 0
+        accepted += won
+        attempts += n
+        penalized += beyond
+        for a in tries:
+            outcome = a.outcome
+            if outcome is not ACCEPTED:
+                rate_limited += outcome is Outcome.RATE_LIMITED
+                timeouts += outcome is Outcome.TIMEOUT
+        per_request.append(won - weight * beyond)
+    stats.accepted, stats.attempts, stats.penalized = accepted, attempts, penalized
+    stats.rate_limited, stats.timeouts = rate_limited, timeouts
+    stats.score = sum(per_request)
     return stats
