@@ -101,7 +101,8 @@ export class Replay {
         rate_limited: servers.reduce((sum, s) => sum + s.rate_limited, 0), score: this.score[c],
         regret: oracle === null ? null : oracle - this.score[c] },
       ticks,
-      windowS: Math.max(WINDOW_S, (4 * T) / TICKS),
+      // Live pages use 5 s; a short run gets a tenth of its length so the curve can move.
+      windowS: Math.max(Math.min(WINDOW_S, this.duration / 10), (4 * T) / TICKS, 0.1),
       xLabel: "seconds since the run's first attempt",
       oracleNote: this.oracleNote,
       servers,
