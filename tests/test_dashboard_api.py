@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import csv
+import http.server
 import io
+import json
 import math
 import socket
 import subprocess
 import sys
+import threading
 
 import pytest
 from typer.testing import CliRunner
@@ -15,7 +18,13 @@ from typer.testing import CliRunner
 from banditlb.cli import app
 from banditlb.dashboard.runstats import cumulative_regret, request_outcomes, request_scores
 from banditlb.dashboard.stored_truth import NoTruth, success_schedules
-from banditlb.dashboard.truth import capacity_per_s, free_slots, oracle_expected
+from banditlb.dashboard.truth import (
+    TruthCache,
+    TruthUnavailable,
+    capacity_per_s,
+    free_slots,
+    oracle_expected,
+)
 from banditlb.fleet.runner import start_fleet_thread
 from banditlb.store import CSV_COLUMNS, db_path
 from test_dashboard_support import fill_store, get, get_json, serve_dashboard
@@ -150,6 +159,34 @@ def test_truth_comes_only_from_the_configured_fleet(tmp_path):
     assert [s["port"] for s in truth["servers"]] == ports[:4]
     best = max(s["success"] for s in truth["servers"])
     assert truth["oracle_per_request"] == pytest.approx(1 - (1 - best) ** 3)
+
+
+def test_truth_is_fetched_once_per_interval_whoever_asks():
+    hits = []
+
+    class Fleet(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            hits.append(self.path)
+            body = json.dumps({"scenarios": {}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Fleet) as fleet:
+        thread = threading.Thread(target=fleet.serve_forever, daemon=True)
+        thread.start()
+        cache = TruthCache(f"http://127.0.0.1:{fleet.server_address[1]}", max_age_s=60)
+        for _ in range(10):
+            assert cache.get() == {"scenarios": {}}
+        fleet.shutdown()
+    assert hits == ["/truth"]
+    missing = TruthCache(None, max_age_s=60)
+    with pytest.raises(TruthUnavailable, match="no fleet URL"):
+        missing.get()
 
 
 def test_truth_unreachable_fleet_says_why(tmp_path):

@@ -18,8 +18,8 @@ from starlette.routing import Route
 from banditlb.dashboard.runstats import compare_row, request_count
 from banditlb.dashboard.stored_truth import NoTruth, oracle_scores, run_rules, success_schedules
 from banditlb.dashboard.truth import (
+    TruthCache,
     TruthUnavailable,
-    fetch_truth,
     free_slots,
     oracle_expected,
     servers_on_ports,
@@ -68,6 +68,7 @@ class DashboardApi:
         self.data_dir = Path(data_dir)
         self.fleet_url = fleet_url
         self.live = live
+        self._truth = TruthCache(fleet_url)
 
     def routes(self) -> list[Route]:
         endpoints: list[tuple[str, Callable[[Request], Response | dict]]] = [
@@ -163,7 +164,7 @@ class DashboardApi:
         free_attempts = _int_param(request, "free_attempts", 3)
         rps = _float_param(request, "rps")
         try:
-            truth = fetch_truth(self.fleet_url)
+            truth = self._truth.get()
         except TruthUnavailable as exc:
             return {"available": False, "reason": str(exc)}
         servers = servers_on_ports(truth, ports)

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import json
 import math
+import threading
+import time
 import urllib.error
 import urllib.request
 
 TRUTH_TIMEOUT_S = 2.0
+TRUTH_MAX_AGE_S = 0.5
+"""However many pages poll, the fleet is asked at most about twice a second."""
 
 
 class TruthUnavailable(RuntimeError):
@@ -36,6 +40,34 @@ def fetch_truth(fleet_url: str | None) -> dict:
     if not isinstance(doc, dict) or not isinstance(doc.get("scenarios"), dict):
         raise TruthUnavailable(f"{url} did not answer a fleet truth document")
     return doc
+
+
+class TruthCache:
+    """The fleet's truth, fetched at most once per `max_age_s` and shared by every caller.
+
+    Failures are cached too, so a fleet that does not answer costs one timeout per
+    interval, not one per page.
+    """
+
+    def __init__(self, fleet_url: str | None, max_age_s: float = TRUTH_MAX_AGE_S):
+        self.fleet_url = fleet_url
+        self.max_age_s = max_age_s
+        self._lock = threading.Lock()
+        self._fetched_at = -math.inf
+        self._answer: dict | TruthUnavailable = TruthUnavailable("not fetched yet")
+
+    def get(self) -> dict:
+        with self._lock:
+            if time.monotonic() - self._fetched_at > self.max_age_s:
+                try:
+                    self._answer = fetch_truth(self.fleet_url)
+                except TruthUnavailable as exc:
+                    self._answer = exc
+                self._fetched_at = time.monotonic()
+            answer = self._answer
+        if isinstance(answer, TruthUnavailable):
+            raise answer
+        return answer
 
 
 def servers_on_ports(truth: dict, ports: set[int] | None) -> list[dict]:
