@@ -2,7 +2,9 @@
 // curves; or the JSON lines of `banditlb simulate --json`, read in the browser.
 
 import { color, groupedBars, lineChart, pngButton } from "./charts.js";
-import { el, getJSON, num, queryParam, setQueryParam, showError } from "./dom.js";
+import {
+  el, getJSON, num, queryParam, sessionOption, setQueryParam, showError,
+} from "./dom.js";
 
 const sessionSelect = document.getElementById("session");
 const notice = document.getElementById("notice");
@@ -137,8 +139,7 @@ function renderStored(doc) {
 async function loadSession(sessionId) {
   try {
     const doc = await getJSON(`/dashboard/api/compare${sessionId ? `?session=${sessionId}` : ""}`);
-    sessionSelect.replaceChildren(...doc.sessions.map((s) =>
-      el("option", { value: s.id, text: `${s.name} (#${s.id}, ${s.runs} runs)` })));
+    sessionSelect.replaceChildren(...doc.sessions.map(sessionOption));
     if (doc.session) sessionSelect.value = doc.session.id;
     renderStored(doc);
   } catch (error) {

@@ -16,9 +16,14 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-export function clear(node) {
-  node.replaceChildren();
-  return node;
+/** "label: value" in a row of facts. */
+export function fact(label, value) {
+  return el("span", {}, el("span", { class: "muted", text: `${label}: ` }), el("b", { text: value }));
+}
+
+export function sessionOption(session) {
+  return el("option", { value: session.id,
+    text: `${session.name} (#${session.id}, ${session.runs} runs)` });
 }
 
 /** GET a JSON document; throws an Error carrying the server's message on a non-2xx answer. */
@@ -41,10 +46,6 @@ export function num(value, digits = 0) {
   return Number(value).toLocaleString("en-US", {
     minimumFractionDigits: digits, maximumFractionDigits: digits,
   });
-}
-
-export function pct(value, digits = 1) {
-  return value === null || value === undefined ? "–" : `${num(value, digits)} %`;
 }
 
 export function when(unixSeconds) {

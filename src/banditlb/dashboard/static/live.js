@@ -1,7 +1,7 @@
 // Live page: the balancer's /events stream (heartbeats, metrics) drawn as it arrives, and the
 // fleet's truth (through /dashboard/api/truth) for the oracle's expected score.
 
-import { el, getJSON, num, portOf, showError } from "./dom.js";
+import { el, fact, getJSON, num, portOf, showError } from "./dom.js";
 import { createRunView, serverBars } from "./runview.js";
 
 const STALE_MS = 3000;
@@ -114,10 +114,6 @@ function render(snap, oracle) {
     truthNote: live.truthNote,
     latency: snap.latency_ms,
   });
-}
-
-function fact(label, value) {
-  return el("span", {}, el("span", { class: "muted", text: `${label}: ` }), el("b", { text: value }));
 }
 
 function loseOracle(reason) {

@@ -1,6 +1,8 @@
 // Runs page: sessions and runs from the store; open a run to replay it from its attempts.
 
-import { el, getJSON, num, queryParam, setQueryParam, showError, when } from "./dom.js";
+import {
+  el, fact, getJSON, num, queryParam, sessionOption, setQueryParam, showError, when,
+} from "./dom.js";
 import { Replay } from "./replay.js";
 import { createRunView, serverBars } from "./runview.js";
 
@@ -68,7 +70,7 @@ async function loadRuns() {
 async function loadSessions() {
   const doc = await getJSON("/dashboard/api/sessions");
   for (const s of doc.sessions) {
-    sessionSelect.append(el("option", { value: s.id, text: `${s.name} (#${s.id}, ${s.runs} runs)` }));
+    sessionSelect.append(sessionOption(s));
   }
   const wanted = queryParam("session");
   if (wanted && doc.sessions.some((s) => String(s.id) === wanted)) sessionSelect.value = wanted;
@@ -78,10 +80,6 @@ function markSelected() {
   for (const row of table.querySelectorAll("tr[data-run]")) {
     row.classList.toggle("selected", row.dataset.run === String(player.runId));
   }
-}
-
-function fact(label, value) {
-  return el("span", {}, el("span", { class: "muted", text: `${label}: ` }), el("b", { text: value }));
 }
 
 async function openRun(runId) {
