@@ -12,11 +12,14 @@ independent sample of the posterior as it is now.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 POOL_SIZE = 32
+
+Reshape = Callable[[float, float], tuple[float, float]]
+"""(alpha, beta) of a posterior -> (alpha, beta) of the shape actually sampled."""
 
 
 class BetaPosteriors:
@@ -72,16 +75,26 @@ class BetaPosteriors:
         self._pools[server] = pool
         return pool.pop()
 
-    def sample_shape(self, server: int, shape: int, alpha: float, beta: float) -> float:
-        """One draw from Beta(alpha, beta), a shape derived from the server's posterior
-        and numbered `shape` by the caller; pooled the same way until the posterior changes."""
+    def best_of_shaped(self, servers: Sequence[int], shape: int, reshape: Reshape) -> int:
+        """Thompson sampling from shapes derived from the posteriors: `reshape` maps a
+        posterior's (alpha, beta) to the shape sampled, numbered `shape` by the caller
+        (one number per rule); pooled like plain draws until the posterior changes."""
+        shaped = self._shaped
+        best, top = servers[0], -1.0
+        for s in servers:
+            pool = shaped[s].get(shape)
+            draw = pool.pop() if pool else self._draw_shaped(s, shape, reshape)
+            if draw > top:
+                best, top = s, draw
+        return best
+
+    def _draw_shaped(self, server: int, shape: int, reshape: Reshape) -> float:
         pools = self._shaped[server]
-        pool = pools.get(shape)
-        if pool is None:
+        alpha, beta = reshape(self.alpha[server], self.beta[server])
+        if shape not in pools:
             pools[shape] = []
             return float(self._gen.beta(alpha, beta))
-        if not pool:
-            pool.extend(self._gen.beta(alpha, beta, POOL_SIZE).tolist())
+        pool = pools[shape] = self._gen.beta(alpha, beta, POOL_SIZE).tolist()
         return pool.pop()
 
     def mean(self, server: int) -> float:

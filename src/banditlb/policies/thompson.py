@@ -84,18 +84,20 @@ class ThompsonModified(Thompson):
 
     def flattened(self, server: int, attempt: int) -> tuple[float, float]:
         """The (alpha, beta) sampled for `server` at this attempt of an id."""
-        alpha, beta = self.posterior.alpha[server], self.posterior.beta[server]
+        return self.flatten(self.posterior.alpha[server], self.posterior.beta[server], attempt)
+
+    def flatten(self, alpha: float, beta: float, attempt: int) -> tuple[float, float]:
         total = alpha + beta
         scale = self.variance_scale * self.scale_decay ** attempt
         factor = max(self.min_total, total / scale) / total
         return max(1.0, alpha * factor), max(1.0, beta * factor)
 
     def explore(self, candidates: Sequence[int], ctx: Context) -> int:
-        if ctx.attempt >= self.flat_attempts:
+        attempt = ctx.attempt
+        if attempt >= self.flat_attempts:
             return super().explore(candidates, ctx)
-        attempt, sample = ctx.attempt, self.posterior.sample_shape
-        return max(candidates,
-                   key=lambda s: sample(s, attempt, *self.flattened(s, attempt)))
+        return self.posterior.best_of_shaped(candidates, attempt,
+                                             lambda a, b: self.flatten(a, b, attempt))
 
 
 class ThompsonMasked(Thompson):
