@@ -1,0 +1,120 @@
+"""`make soak`: every long reliability run, its verdicts, and the figures of docs/reliability.md.
+
+Runs, in order: the 1,000 req/s burst (60 s), the 10 req/s live soak (5 min), the
+24-hour virtual soak (864,000 ids per run), repeated kill -9 crashes and a slowloris
+hold. Saves everything to bench/soak/results.json and prints one line of figures per
+row of the table in docs/reliability.md, then the verdicts. About 12 minutes.
+
+    .venv/bin/python bench/soak/run_all.py [--scale 0.1]   # --scale shortens every run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from crash import run_crashes
+from live import PRESETS, run_live
+from slowloris import run_slowloris
+from virtual import DAY_REQUESTS, run_all
+
+RESULTS = Path(__file__).with_name("results.json")
+RSS_GROWTH_LIMIT_PCT = 10.0
+FLUSH_INTERVAL_MS = 250.0
+
+
+def scaled(preset: str, scale: float) -> dict:
+    settings = dict(PRESETS[preset])
+    settings["duration_s"] *= scale
+    settings["warmup_s"] *= scale
+    return settings
+
+
+def live_line(name: str, r: dict) -> str:
+    return (f"{name} {r['strategy']} on {r['scenario']}: {r['sent']:,} requests at "
+            f"{r['rps']:g} req/s for {r['duration_s']:g} s; 200: {r['ok_200']:,}, 502: "
+            f"{r['gave_up_502']:,}, 503: {r['unavailable_503']:,}; balancer errors "
+            f"{r['balancer_errors']}, deadline misses {r['deadline_misses']}; p50 "
+            f"{r['p50_ms']} ms, p99 {r['p99_ms']} ms; RSS {r['rss_mb_after_warmup']} -> "
+            f"{r['rss_mb_end']} MB after warm-up ({r['rss_growth_pct']:+}%, max "
+            f"{r['rss_max_growth_pct']:+}%); fds {r['fds_min']}-{r['fds_max']} (medians "
+            f"{r['fds_median_first_half']} -> {r['fds_median_second_half']}); "
+            f"balancer CPU {r['cpu_s']} s")
+
+
+def live_verdicts(name: str, r: dict) -> list[tuple[str, bool]]:
+    label = f"{name} {r['strategy']}/{r['scenario']}"
+    fds_first, fds_second = r["fds_median_first_half"], r["fds_median_second_half"]
+    return [
+        (f"{label}: no balancer-caused errors", r["balancer_errors"] == 0),
+        (f"{label}: no deadline misses", r["deadline_misses"] == 0),
+        (f"{label}: every request counted by the balancer", r["balancer_counted"] == r["sent"]),
+        (f"{label}: RSS growth after warm-up <= {RSS_GROWTH_LIMIT_PCT:g}%",
+         r["rss_max_growth_pct"] <= RSS_GROWTH_LIMIT_PCT),
+        (f"{label}: descriptors flat", fds_second <= fds_first * 1.1 + 5),
+        (f"{label}: recorded everything", r["recording"] and r["dropped"] == 0),
+    ]
+
+
+def virtual_line(r: dict) -> str:
+    blocks = ", ".join(f"{share:.3f}" for share in r["accepted_share_by_block"])
+    return (f"virtual {r['strategy']} on {r['scenario']}: {r['requests']:,} ids = "
+            f"{r['virtual_hours']:g} h at 10 req/s in {r['cpu_s']} s CPU; RSS "
+            f"{r['rss_before_mb']} -> peak {r['peak_rss_mb']} MB (score list "
+            f"{r['score_list_mb']} MB); accepted {r['accepted_share']:.4f}, by 4 h block: "
+            f"{blocks}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="multiply every duration and count (smoke runs; not the docs)")
+    scale = parser.parse_args().scale
+    started = time.monotonic()
+    results = {
+        "scale": scale,
+        "burst": run_live(**scaled("burst", scale)),
+        "soak": run_live(**scaled("soak", scale)),
+        "virtual": run_all(int(DAY_REQUESTS * scale)),
+        "crash": run_crashes(max(2, round(5 * scale))),
+        "slowloris": run_slowloris(max(50, int(500 * scale)), max(20.0, 60.0 * scale)),
+    }
+    results["wall_s"] = round(time.monotonic() - started)
+    RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+
+    print(f"\n## Figures (scale {scale:g}, {results['wall_s']} s; saved to {RESULTS})\n")
+    verdicts = []
+    for name in ("burst", "soak"):
+        for r in results[name]:
+            print("- " + live_line(name, r))
+            verdicts += live_verdicts(name, r)
+    for r in results["virtual"]:
+        print("- " + virtual_line(r))
+    crash = results["crash"]
+    print(f"- kill -9: {len(crash['trials'])} crashes at 200 req/s; answered but lost per "
+          f"crash: {[t['answered_but_lost'] for t in crash['trials']]} of "
+          f"{[t['answered'] for t in crash['trials']]}; oldest lost answer "
+          f"{crash['oldest_lost_ms']} ms before the kill; integrity ok, whole requests and "
+          f"attempt counts matching: {crash['all_clean']}")
+    verdicts += [("kill -9: store clean, nothing partial", crash["all_clean"]),
+                 (f"kill -9: loss within one flush interval ({FLUSH_INTERVAL_MS:g} ms)",
+                  crash["oldest_lost_ms"] <= FLUSH_INTERVAL_MS)]
+    loris = results["slowloris"]
+    print(f"- slowloris: {loris['slow_connections']} connections trickling a header for "
+          f"{loris['held_s']:g} s: closed by the balancer {loris['closed_by_balancer']}; fds "
+          f"{loris['fds_before']} -> {loris['fds_during']}; RSS {loris['rss_mb_before']} -> "
+          f"{loris['rss_mb_during']} MB; valid requests meanwhile {loris['valid_statuses']}, "
+          f"p99 {loris['valid_p99_ms']} ms")
+    verdicts += [("slowloris: valid requests still served",
+                  set(loris["valid_statuses"]) <= {"200", "502"}),
+                 ("slowloris: slow connections cut off (a header timeout)",
+                  loris["closed_by_balancer"] == loris["slow_connections"])]
+    print("\n## Verdicts\n")
+    for label, ok in verdicts:
+        print(f"- {'PASS' if ok else 'FAIL'} {label}")
+
+
+if __name__ == "__main__":
+    main()
