@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 DEVSTAMP:= $(VENV)/.installed-dev
 SRC     := pyproject.toml
 
-.PHONY: demo test lint fleet simulate harness bench bench-peers clean system-deps
+.PHONY: demo test lint fleet simulate harness bench bench-peers soak clean system-deps
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -48,6 +48,11 @@ bench: $(DEVSTAMP)
 bench-peers: $(STAMP)
 	$(BIN)/python -m bench.peers.throughput
 	nice -n 10 $(BIN)/python -m bench.peers.run
+
+# Long reliability runs (issue #7, ~12 min): 1,000 req/s burst, 5-minute live soak,
+# 24 h virtual soak, kill -9 crashes, slowloris; prints the figures of docs/reliability.md.
+soak: $(DEVSTAMP)
+	$(BIN)/python bench/soak/run_all.py
 
 # Browser tests drive Debian's Chromium (no browser download at test time).
 system-deps:
