@@ -17,7 +17,9 @@ request as soon as the previous answer arrives, for --capacity-s seconds, throug
 the balancer and then straight to the fleet's ten servers. The balancer's CPU share
 shows whether it was the bottleneck; requests per balancer CPU-second is what one
 worker passes with a core of its own (CPU time is counted at the 10 ms tick, and
-other work on a shared machine inflates it less than wall-clock figures).
+other work on a shared machine inflates it less than wall-clock figures). Last,
+the CPU cost per request of the balancer's own upstream client and of aiohttp's,
+each driving the fleet from this process.
 
     .venv/bin/python bench/proxy_latency.py [--rates 10,500] [--durations 30,10]
         [--capacity-s 10] [--connections 64]
@@ -34,6 +36,8 @@ import tempfile
 import time
 import urllib.request
 
+import aiohttp
+
 from banditlb.fleet.runner import new_event_loop, start_fleet_process
 from banditlb.proxy.config import resolve_upstreams
 from banditlb.proxy.runner import start_lb_process
@@ -46,6 +50,14 @@ WARMUP_RATE, WARMUP_S = 200.0, 3.0
 def client_for(address: str) -> UpstreamClient:
     """The balancer's own pooled client speaks exactly this protocol: POST / {"id": ...}."""
     return UpstreamClient(0, resolve_upstreams([address])[0])
+
+
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -96,6 +108,32 @@ async def closed_loop(addresses: list[str], connections: int, duration_s: float,
     for client in clients:
         client.close()
     return count, elapsed
+
+
+async def client_cpu_per_request(addresses: list[str], connections: int,
+                                 duration_s: float) -> dict[str, float]:
+    """CPU seconds this process spends per request with each candidate upstream client,
+    closed loop against the fleet: why the balancer has its own small client."""
+    spent = {}
+    started = time.process_time()
+    count, _ = await closed_loop(addresses, connections, duration_s, "own")
+    spent["banditlb UpstreamClient"] = (time.process_time() - started) / count
+    urls = [f"http://{a}/" for a in addresses]
+    count, until = 0, time.perf_counter() + duration_s
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        async def worker(k: int) -> None:
+            nonlocal count
+            n = 0
+            while time.perf_counter() < until:
+                request_id = f"aio{k:03d}{n:018d}"
+                async with session.post(urls[k % len(urls)], json={"id": request_id}) as r:
+                    await r.read()
+                count, n = count + 1, n + 1
+
+        started = time.process_time()
+        await asyncio.gather(*(worker(k) for k in range(connections)))
+    spent["aiohttp ClientSession + TCPConnector"] = (time.process_time() - started) / count
+    return spent
 
 
 def pct(values: list[float], q: float) -> float:
@@ -165,19 +203,27 @@ def main() -> None:
                   f"(statuses {statuses}) | added p50 {pct(added, .5) * 1e3:.3f} "
                   f"p99 {pct(added, .99) * 1e3:.3f} ms over {len(added)} requests | balancer "
                   f"CPU {cpu_per_request * 1e6:.0f} us per request")
-        cpu = cpu_seconds(lb.process.pid)
+        cpu, rss_before = cpu_seconds(lb.process.pid), rss_mib(lb.process.pid)
         passed, elapsed = loop.run_until_complete(
             closed_loop([lb_address], args.connections, args.capacity_s, "cap"))
         lb_cpu = cpu_seconds(lb.process.pid) - cpu
+        rss_after = rss_mib(lb.process.pid)
         direct_n, direct_elapsed = loop.run_until_complete(
             closed_loop(fleet.upstreams("T1"), args.connections, args.capacity_s, "dir"))
         stats = call("GET", f"{lb.url}/stats")
+        clients = loop.run_until_complete(client_cpu_per_request(
+            fleet.upstreams("T1"), args.connections, args.capacity_s / 2))
     loop.close()
     print(f"capacity, {args.connections} connections: through the balancer "
           f"{passed / elapsed:,.0f} req/s (balancer CPU {lb_cpu / elapsed:.0%} of a core = "
           f"{passed / lb_cpu:,.0f} requests per balancer CPU-second, "
           f"{stats['attempts'] / max(1, stats['requests']):.2f} attempts per request); "
           f"straight to the fleet {direct_n / direct_elapsed:,.0f} req/s")
+    for name, seconds in clients.items():
+        print(f"upstream client CPU per request ({args.connections} connections): {name} "
+              f"{seconds * 1e6:.0f} us")
+    print(f"balancer RSS {rss_before:.1f} MiB before the capacity run, {rss_after:.1f} MiB "
+          f"after {passed:,} more requests")
 
 
 if __name__ == "__main__":
