@@ -19,10 +19,16 @@ class Outcome(StrEnum):
     def from_status(cls, status: int) -> Outcome:
         """Map an upstream HTTP status to an outcome (429 is not a failure)."""
         if 200 <= status < 300:
-            return cls.ACCEPTED
+            return ACCEPTED
         if status == 429:
-            return cls.RATE_LIMITED
-        return cls.FAILED
+            return RATE_LIMITED
+        return FAILED
+
+
+ACCEPTED, FAILED, RATE_LIMITED = Outcome.ACCEPTED, Outcome.FAILED, Outcome.RATE_LIMITED
+TIMEOUT, CONN_ERROR = Outcome.TIMEOUT, Outcome.CONN_ERROR
+"""The members as module names for hot paths: on Python 3.11 `Outcome.ACCEPTED` costs about
+0.15 us a lookup (the enum metaclass defeats the attribute cache), a module global 0.02 us."""
 
 
 class Attempt(NamedTuple):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from banditlb.outcomes import Outcome
+from banditlb.outcomes import ACCEPTED, Outcome
 from banditlb.policies.base import Context
 from banditlb.policies.counts import CountingPolicy
 
@@ -103,7 +103,7 @@ class Exp3(CountingPolicy):
     def observe(self, server: int, outcome: Outcome, now: float, latency_s: float,
                 retry_after_s: float | None = None) -> None:
         super().observe(server, outcome, now, latency_s, retry_after_s)
-        if outcome is Outcome.ACCEPTED:
+        if outcome is ACCEPTED:
             self.log_weights[server] += self.gamma / (self.picked_with[server] * self.n)
 
     def snapshot(self, now: float) -> dict:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from banditlb.outcomes import Outcome
+from banditlb.outcomes import ACCEPTED, RATE_LIMITED, Outcome
 from banditlb.policies.base import Policy
 
 NO_DATA_RATE = 0.5
@@ -28,10 +28,10 @@ class Tally:
     def add(self, server: int, outcome: Outcome) -> bool | None:
         """Count one outcome: True if learned as a success, False as a failure,
         None for a 429 that is not a failure for this strategy."""
-        if outcome is Outcome.ACCEPTED:
+        if outcome is ACCEPTED:
             self.successes[server] += 1
             return True
-        if outcome is Outcome.RATE_LIMITED:
+        if outcome is RATE_LIMITED:
             self.rate_limited[server] += 1
             if not self.rate_limit_is_failure:
                 return None

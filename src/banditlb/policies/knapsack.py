@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 
-from banditlb.outcomes import Outcome
+from banditlb.outcomes import RATE_LIMITED, Outcome
 from banditlb.policies.base import Context, Policy
 from banditlb.policies.counts import Tally
 
@@ -128,7 +128,7 @@ class PrimalDual(KnapsackPolicy):
     def observe(self, server: int, outcome: Outcome, now: float, latency_s: float,
                 retry_after_s: float | None = None) -> None:
         super().observe(server, outcome, now, latency_s, retry_after_s)
-        consumed = 1.0 if outcome is Outcome.RATE_LIMITED else 0.0
+        consumed = 1.0 if outcome is RATE_LIMITED else 0.0
         step = math.exp(self.learning_rate * (consumed - self.target_rate))
         self.price = min(self.lambda_max, max(self.lambda_min, self.price * step))
 

@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 
 from banditlb.fleet.models import ServerModel
 from banditlb.fleet.scenario import Scenario
-from banditlb.outcomes import Attempt, Outcome
+from banditlb.outcomes import CONN_ERROR, RATE_LIMITED, TIMEOUT, Attempt, Outcome
 from banditlb.policies import make_policy
 from banditlb.routing import OK, RequestRoute, Rules
 
-ACCEPTED = Outcome.ACCEPTED
+_tuple_new = tuple.__new__
+"""Attempt(...) without the NamedTuple's Python-level __new__ (half its cost): one per attempt."""
+outcome_of = Outcome.from_status
 
 
 @dataclass
@@ -40,12 +42,12 @@ def attempt_from_reply(server: int, model: ServerModel, now: float, timeout_s: f
     """Ask the model what happens to an attempt sent now; clip it at the timeout."""
     reply = model.handle(now)
     if reply.fault == "refuse":
-        return Attempt(server, Outcome.CONN_ERROR, now, reply.latency_s)
+        return Attempt(server, CONN_ERROR, now, reply.latency_s)
     if reply.latency_s > timeout_s:
-        return Attempt(server, Outcome.TIMEOUT, now, timeout_s)
+        return Attempt(server, TIMEOUT, now, timeout_s)
     status = reply.status
-    outcome = ACCEPTED if status == 200 else Outcome.from_status(status)
-    return Attempt(server, outcome, now, reply.latency_s, status, reply.retry_after_s)
+    outcome = outcome_of(status)
+    return _tuple_new(Attempt, (server, outcome, now, reply.latency_s, status, reply.retry_after_s))
 
 
 def simulate(strategy: str, scenario: Scenario, seed: int, requests: int, rps: float,
@@ -101,11 +103,11 @@ def run_stats(routes: list[RequestRoute], rules: Rules) -> RunStats:
         accepted += won
         attempts += n
         penalized += beyond
-        for a in tries:
-            outcome = a.outcome
-            if outcome is not ACCEPTED:
-                rate_limited += outcome is Outcome.RATE_LIMITED
-                timeouts += outcome is Outcome.TIMEOUT
+        if n > won:  # some attempt was not accepted
+            for a in tries:
+                outcome = a.outcome
+                rate_limited += outcome is RATE_LIMITED
+                timeouts += outcome is TIMEOUT
         per_request.append(won - weight * beyond)
     stats.accepted, stats.attempts, stats.penalized = accepted, attempts, penalized
     stats.rate_limited, stats.timeouts = rate_limited, timeouts
