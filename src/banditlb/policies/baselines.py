@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+from bisect import bisect
+from collections.abc import Sequence
+from itertools import accumulate
 
 from banditlb.outcomes import ACCEPTED, Outcome
 from banditlb.policies.base import Context
@@ -61,9 +64,9 @@ class EpsilonGreedy(CountingPolicy):
             return None
         if self.rng.random() < self.epsilon:
             return self.rng.choice(usable)
-        rate = self.tally.rate
-        best = max(rate(s) for s in usable)
-        return self.rng.choice([s for s in usable if rate(s) == best])
+        rates = list(map(self.tally.rate, usable))
+        best = max(rates)
+        return self.rng.choice([s for s, r in zip(usable, rates, strict=True) if r == best])
 
 
 class Exp3(CountingPolicy):
@@ -84,20 +87,25 @@ class Exp3(CountingPolicy):
         # The probability each server had when last picked: its importance weight.
         self.picked_with = [1.0 / n_servers] * n_servers
 
-    def probabilities(self, servers: list[int]) -> list[float]:
-        top = max(self.log_weights[s] for s in servers)
-        weights = [math.exp(self.log_weights[s] - top) for s in servers]
+    def probabilities(self, servers: Sequence[int]) -> list[float]:
+        log_weights = [self.log_weights[s] for s in servers]
+        top = max(log_weights)
+        exp = math.exp
+        weights = [exp(w - top) for w in log_weights]
         total = sum(weights)
-        uniform = self.gamma / len(servers)
-        return [(1 - self.gamma) * w / total + uniform for w in weights]
+        keep, uniform = 1 - self.gamma, self.gamma / len(servers)
+        return [keep * w / total + uniform for w in weights]
 
     def select(self, ctx: Context) -> int | None:
         usable = self.usable(ctx.unavailable)
         if not usable:
             return None
         probs = self.probabilities(usable)
-        server = self.rng.choices(usable, weights=probs)[0]
-        self.picked_with[server] = probs[usable.index(server)]
+        # random.choices(usable, weights=probs)[0] without its checks: the same draw
+        cumulative = list(accumulate(probs))
+        index = bisect(cumulative, self.rng.random() * cumulative[-1], 0, len(cumulative) - 1)
+        server = usable[index]
+        self.picked_with[server] = probs[index]
         return server
 
     def observe(self, server: int, outcome: Outcome, now: float, latency_s: float,

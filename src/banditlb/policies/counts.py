@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from banditlb.outcomes import ACCEPTED, RATE_LIMITED, Outcome
 from banditlb.policies.base import Policy
 
@@ -58,7 +60,9 @@ class CountingPolicy(Policy):
         super().__init__(n_servers, seed=seed)
         self.tally = Tally(n_servers, rate_limit_is_failure=True)
 
-    def usable(self, unavailable: frozenset[int]) -> list[int]:
+    def usable(self, unavailable: frozenset[int]) -> Sequence[int]:
+        if not unavailable:
+            return range(self.n)
         return [s for s in range(self.n) if s not in unavailable]
 
     def observe(self, server: int, outcome: Outcome, now: float, latency_s: float,

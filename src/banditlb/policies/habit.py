@@ -56,11 +56,10 @@ class RetryHabit(Policy):
             return held.soonest(usable)
         if ctx.attempt >= self.free_attempts:
             return self.exploit(ready, ctx)
-        if not ctx.tried:
+        tried = ctx.tried
+        if not tried:
             return self.explore(ready, ctx)
-        fresh = self.untried_candidates(ctx, self.free_attempts)
-        if held:
-            fresh = held.ready(fresh, ctx.now)
+        fresh = [s for s in ready if s not in tried]
         return self.explore(fresh or ready, ctx)
 
     def explore(self, candidates: Sequence[int], ctx: Context) -> int:

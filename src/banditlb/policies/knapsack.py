@@ -27,6 +27,7 @@ Our reading of the paper for this problem:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from banditlb.outcomes import RATE_LIMITED, Outcome
 from banditlb.policies.base import Context, Policy
@@ -34,7 +35,7 @@ from banditlb.policies.counts import Tally
 
 
 class KnapsackPolicy(Policy):
-    """Shared counts and confidence bounds; subclasses define `score`."""
+    """Shared counts and confidence bounds; subclasses define `scores`."""
 
     def __init__(self, n_servers: int, *, seed: int, confidence: float):
         super().__init__(n_servers, seed=seed)
@@ -44,28 +45,41 @@ class KnapsackPolicy(Policy):
         self.tally = Tally(n_servers, rate_limit_is_failure=True)
         self.total = 0
 
-    def bounds(self, server: int, weight: float, c_rad: float) -> tuple[float, float]:
-        """(UCB of the acceptance rate, LCB of the 429 rate): the paper's radius
-        rad(v, N) = sqrt(C v / N) + C / N, times `weight`."""
-        n = self.tally.tries(server)
-        reward = self.tally.successes[server] / n
-        cost = self.tally.rate_limited[server] / n
-        return (min(1.0, reward + weight * (math.sqrt(c_rad * reward / n) + c_rad / n)),
-                max(0.0, cost - weight * (math.sqrt(c_rad * cost / n) + c_rad / n)))
+    def bounds(self, servers: Sequence[int], weight: float,
+               c_rad: float) -> tuple[list[float], list[float]]:
+        """Per server (all tried): UCB of the acceptance rate and LCB of the 429 rate,
+        with the paper's radius rad(v, N) = sqrt(C v / N) + C / N times `weight`.
+        One loop for all servers: a decision needs every server's bounds."""
+        successes, failures, limited = self.tally.successes, self.tally.failures, \
+            self.tally.rate_limited
+        sqrt = math.sqrt
+        reward_ucb, cost_lcb = [], []
+        for s in servers:
+            n = successes[s] + failures[s]
+            reward = successes[s] / n
+            cost = limited[s] / n
+            high = reward + weight * (sqrt(c_rad * reward / n) + c_rad / n)
+            low = cost - weight * (sqrt(c_rad * cost / n) + c_rad / n)
+            reward_ucb.append(high if high < 1.0 else 1.0)
+            cost_lcb.append(low if low > 0.0 else 0.0)
+        return reward_ucb, cost_lcb
 
     def select(self, ctx: Context) -> int | None:
-        usable = [s for s in range(self.n) if s not in ctx.unavailable]
+        unavailable = ctx.unavailable
+        usable = [s for s in range(self.n) if s not in unavailable] if unavailable \
+            else range(self.n)
         if not usable:
             return None
-        tries = self.tally.tries
+        successes, failures = self.tally.successes, self.tally.failures
         for s in usable:
-            if tries(s) == 0:
+            if successes[s] + failures[s] == 0:
                 return s
         c_rad = self.confidence * math.log(2 + self.total)
-        return max(usable, key=lambda s: self.score(s, ctx, c_rad))
+        values = self.scores(usable, ctx, c_rad)
+        return usable[values.index(max(values))]  # the first best, as max(key=...) would
 
-    def score(self, server: int, ctx: Context, c_rad: float) -> float:
-        """How good `server` looks for this attempt, given the radius constant C."""
+    def scores(self, servers: Sequence[int], ctx: Context, c_rad: float) -> list[float]:
+        """How good each server looks for this attempt, given the radius constant C."""
         raise NotImplementedError
 
     def observe(self, server: int, outcome: Outcome, now: float, latency_s: float,
@@ -94,10 +108,11 @@ class BalancedExploration(KnapsackPolicy):
             raise ValueError("budget must be > 0 and capacity_weight >= 0")
         self.budget, self.capacity_weight = budget, capacity_weight
 
-    def score(self, server: int, ctx: Context, c_rad: float) -> float:
+    def scores(self, servers: Sequence[int], ctx: Context, c_rad: float) -> list[float]:
         left = max(0.0, self.budget - ctx.attempt) / self.budget
-        reward_ucb, cost_lcb = self.bounds(server, left, c_rad)
-        return reward_ucb / (1.0 + self.capacity_weight * cost_lcb)
+        weight = self.capacity_weight
+        reward_ucb, cost_lcb = self.bounds(servers, left, c_rad)
+        return [r / (1.0 + weight * c) for r, c in zip(reward_ucb, cost_lcb, strict=True)]
 
 
 class PrimalDual(KnapsackPolicy):
@@ -121,9 +136,10 @@ class PrimalDual(KnapsackPolicy):
         self.lambda_init, self.lambda_min, self.lambda_max = lambda_init, lambda_min, lambda_max
         self.price = lambda_init
 
-    def score(self, server: int, ctx: Context, c_rad: float) -> float:
-        reward_ucb, cost_lcb = self.bounds(server, 1.0, c_rad)
-        return reward_ucb - self.price * cost_lcb
+    def scores(self, servers: Sequence[int], ctx: Context, c_rad: float) -> list[float]:
+        price = self.price
+        reward_ucb, cost_lcb = self.bounds(servers, 1.0, c_rad)
+        return [r - price * c for r, c in zip(reward_ucb, cost_lcb, strict=True)]
 
     def observe(self, server: int, outcome: Outcome, now: float, latency_s: float,
                 retry_after_s: float | None = None) -> None:

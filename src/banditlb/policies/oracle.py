@@ -40,11 +40,12 @@ class Oracle(CountingPolicy):
         usable = self.usable(ctx.unavailable)
         if not usable:
             return None
-        now = ctx.now
-        admitting = [s for s in usable if self.truth[s].available(now)]
+        now, truth = ctx.now, self.truth
+        admitting = [s for s in usable if truth[s].available(now)]
         pool = admitting or usable
-        best = max(self.truth[s].true_success(now) for s in pool)
-        return self.rng.choice([s for s in pool if self.truth[s].true_success(now) == best])
+        success = [truth[s].true_success(now) for s in pool]
+        best = max(success)
+        return self.rng.choice([s for s, p in zip(pool, success, strict=True) if p == best])
 
     def estimate(self, server: int, now: float) -> float:
         truth = self.truth[server]
