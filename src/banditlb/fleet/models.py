@@ -243,6 +243,10 @@ REFUSED = Reply(0, FAST_REPLY_S, fault="refuse")
 HUNG = Reply(0, math.inf, fault="hang")
 TOO_MANY = Reply(429, FAST_REPLY_S)
 
+_tuple_new = tuple.__new__
+"""Reply(...) without the NamedTuple's Python-level __new__ (half its cost): the simulator
+makes one per attempt."""
+
 
 class ServerModel:
     """One upstream: fault, then rate limit (fast 429, no success draw), then success draw."""
@@ -266,7 +270,7 @@ class ServerModel:
                 return Reply(429, FAST_REPLY_S, retry_after_s=self.limiter.retry_after(now))
             return TOO_MANY
         status = 200 if self.success.draw(now) else 500
-        return Reply(status, self.latency.draw())
+        return _tuple_new(Reply, (status, self.latency.draw(), None, None))
 
     def true_success(self, now: float) -> float:
         """The probability an attempt sent now would be accepted if admitted (0 when faulty)."""

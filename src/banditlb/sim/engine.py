@@ -59,33 +59,29 @@ def simulate(strategy: str, scenario: Scenario, seed: int, requests: int, rps: f
     heap: list[tuple[float, int, RequestRoute, Attempt]] = []
     seq = 0
     interval = 1.0 / rps
-
-    def drive(route: RequestRoute, now: float, next_event: float) -> None:
-        """Run attempts of one id until it ends or another event comes first."""
-        nonlocal seq
+    arrival, next_arrival = 0, 0.0  # how many ids arrived; when the next one does
+    while True:
+        if arrival < requests and (not heap or next_arrival <= heap[0][0]):
+            now = next_arrival
+            route = RequestRoute(policy, rules, now)
+            routes.append(route)
+            arrival += 1
+            next_arrival = arrival * interval if arrival < requests else math.inf
+        elif heap:
+            now, _, route, attempt = heapq.heappop(heap)
+            route.record(attempt)
+        else:
+            break
+        # Attempts of this id until it ends or another event comes first.
         while (server := route.next_server(now)) is not None:
             attempt = attempt_from_reply(server, models[server], now, route.timeout_for_next(now))
             end = now + attempt.latency_s
-            if end >= next_event or (heap and heap[0][0] <= end):
+            if end >= next_arrival or (heap and heap[0][0] <= end):
                 seq += 1
                 heapq.heappush(heap, (end, seq, route, attempt))
-                return
+                break
             route.record(attempt)  # nothing else happens meanwhile: no need for the heap
             now = end
-
-    arrival = 0
-    while arrival < requests or heap:
-        arrival_t = arrival * interval
-        if arrival < requests and (not heap or arrival_t <= heap[0][0]):
-            arrival += 1
-            next_t = arrival * interval if arrival < requests else math.inf
-            route = RequestRoute(policy, rules, arrival_t)
-            routes.append(route)
-            drive(route, arrival_t, next_t)
-            continue
-        now, _, route, attempt = heapq.heappop(heap)
-        route.record(attempt)
-        drive(route, now, arrival * interval if arrival < requests else math.inf)
     return run_stats(routes, rules)
 
 
