@@ -55,20 +55,21 @@ def simulate(strategy: str, scenario: Scenario, seed: int, requests: int, rps: f
     """Run `requests` ids arriving every 1/rps virtual seconds through one strategy."""
     models = scenario.build(seed)
     policy = make_policy(strategy, len(models), seed=seed, params=params, truth=models)
-    routes: list[RequestRoute] = []
-    heap: list[tuple[float, int, RequestRoute, Attempt]] = []
+    free, weight = rules.free_attempts, rules.penalty_weight
+    per_request = [0.0] * requests
+    accepted = attempts = penalized = rate_limited = timeouts = 0
+    heap: list[tuple[float, int, int, RequestRoute, Attempt]] = []
     seq = 0
     interval = 1.0 / rps
     arrival, next_arrival = 0, 0.0  # how many ids arrived; when the next one does
     while True:
         if arrival < requests and (not heap or next_arrival <= heap[0][0]):
-            now = next_arrival
+            number, now = arrival, next_arrival
             route = RequestRoute(policy, rules, now)
-            routes.append(route)
             arrival += 1
             next_arrival = arrival * interval if arrival < requests else math.inf
         elif heap:
-            now, _, route, attempt = heapq.heappop(heap)
+            now, _, number, route, attempt = heapq.heappop(heap)
             route.record(attempt)
         else:
             break
@@ -78,34 +79,24 @@ def simulate(strategy: str, scenario: Scenario, seed: int, requests: int, rps: f
             end = now + attempt.latency_s
             if end >= next_arrival or (heap and heap[0][0] <= end):
                 seq += 1
-                heapq.heappush(heap, (end, seq, route, attempt))
+                heapq.heappush(heap, (end, seq, number, route, attempt))
                 break
             route.record(attempt)  # nothing else happens meanwhile: no need for the heap
             now = end
-    return run_stats(routes, rules)
-
-
-def run_stats(routes: list[RequestRoute], rules: Rules) -> RunStats:
-    """Score finished ids (in arrival order) by the router's rules."""
-    free, weight = rules.free_attempts, rules.penalty_weight
-    stats = RunStats(len(routes))
-    per_request = stats.per_request_score
-    accepted = attempts = penalized = rate_limited = timeouts = 0
-    for route in routes:
-        tries = route.attempts
-        n = len(tries)
-        won = route.status == OK
-        beyond = n - free if n > free else 0
-        accepted += won
-        attempts += n
-        penalized += beyond
-        if n > won:  # some attempt was not accepted
-            for a in tries:
-                outcome = a.outcome
-                rate_limited += outcome is RATE_LIMITED
-                timeouts += outcome is TIMEOUT
-        per_request.append(won - weight * beyond)
-    stats.accepted, stats.attempts, stats.penalized = accepted, attempts, penalized
-    stats.rate_limited, stats.timeouts = rate_limited, timeouts
-    stats.score = sum(per_request)
-    return stats
+        else:  # the id is done: score it now (keeping every route would feed the GC)
+            tries = route.attempts
+            n = len(tries)
+            won = route.status == OK
+            beyond = n - free if n > free else 0
+            accepted += won
+            attempts += n
+            penalized += beyond
+            if n > won:  # some attempt was not accepted
+                for a in tries:
+                    outcome = a.outcome
+                    rate_limited += outcome is RATE_LIMITED
+                    timeouts += outcome is TIMEOUT
+            per_request[number] = won - weight * beyond
+    return RunStats(requests, accepted=accepted, attempts=attempts, penalized=penalized,
+                    rate_limited=rate_limited, timeouts=timeouts, score=sum(per_request),
+                    per_request_score=per_request)
