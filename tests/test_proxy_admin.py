@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 
@@ -126,10 +127,16 @@ def test_a_switch_can_name_the_session(client, tmp_path):
     ({"strategy": "v4", "run_id": 999}, "run 999 does not exist"),
     ({"strategy": "v4", "seed": "7"}, "seed must be int"),
     ({"params": {}}, '"strategy"'),
+    ({"strategy": "v4", "run_id": 2**63}, "run_id must fit in 64 bits"),
+    ({"strategy": "v4", "seed": 2**64}, "seed must fit in 64 bits"),
+    ({"strategy": "v7", "params": {"window": 10**30}}, "out of range"),
+    ({"strategy": "v4", "scenario": "\ud800"}, "valid Unicode"),
+    ({"strategy": "v4", "params": {"\ud800": 1}}, "valid Unicode"),
 ])
 def test_bad_switches_are_400_and_change_nothing(client, body, reason):
     before = client.get("/stats").json()
-    answer = client.post("/admin/strategy", json=body)
+    answer = client.post("/admin/strategy", content=json.dumps(body).encode(),
+                         headers={"content-type": "application/json"})  # \ud800 escaped
     assert answer.status_code == 400 and reason in answer.json()["error"]
     after = client.get("/stats").json()
     assert (after["strategy"], after["run_id"]) == (before["strategy"], before["run_id"])

@@ -85,3 +85,13 @@ def test_sigterm_before_any_request_exits_0(tmp_path):
     lb = start_lb_process(["127.0.0.1:1"], data_dir=tmp_path)
     lb.stop()
     assert lb.process.returncode == 0
+
+
+def test_the_admin_token_reaches_the_child_but_not_its_command_line(fleet_t1, tmp_path):
+    with start_lb_process(fleet_t1.upstreams("T1"), data_dir=tmp_path, host="0.0.0.0",
+                          admin_token="s3cret-token") as lb, \
+            open(f"/proc/{lb.process.pid}/cmdline", "rb") as cmdline:
+        assert b"s3cret-token" not in cmdline.read()
+        url = f"{lb.url}/admin/reset"
+        assert httpx.post(url).status_code == 401
+        assert httpx.post(url, headers={"Authorization": "Bearer s3cret-token"}).json()["ok"]

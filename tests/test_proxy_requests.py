@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 
 import httpx
@@ -87,6 +88,38 @@ def test_a_body_streamed_past_the_limit_is_refused(client):
             yield b"a" * 200
     answer = client.post("/", content=chunks(), headers={"content-type": "application/json"})
     assert answer.status_code == 413
+
+
+def test_a_large_body_is_drained_so_the_client_reads_the_413(client):
+    answer = client.post("/", content=b"a" * 10_000_000,
+                         headers={"content-type": "application/json"})
+    assert answer.status_code == 413 and "larger than 1024 bytes" in answer.json()["error"]
+    assert client.get("/health").status_code == 200  # and the connection is still good
+
+
+def raw_exchange(url: str, wire: bytes, done) -> bytes:
+    """Send raw bytes on one connection; read until done(received) or the balancer closes."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(wire)
+        received = b""
+        while not done(received) and (chunk := sock.recv(65536)):
+            received += chunk
+    return received
+
+
+def test_an_oversized_request_head_is_refused_with_431(lb):
+    head = b"POST / HTTP/1.1\r\nHost: lb\r\nX-Big: " + b"a" * 40_000  # never finished
+    reply = raw_exchange(lb.url, head, lambda received: False)
+    assert reply.startswith(b"HTTP/1.1 431 ") and b"request head larger than" in reply
+
+
+def test_pipelined_requests_are_not_mistaken_for_a_large_head(lb):
+    one = b"GET /health HTTP/1.1\r\nHost: lb\r\n\r\n"
+    count = 30_000 // len(one) + 1  # more bytes in one write than a head may have
+    reply = raw_exchange(lb.url, one * count,
+                         lambda received: received.count(b"HTTP/1.1 ") >= count)
+    assert reply.count(b"HTTP/1.1 200 ") == count
 
 
 @pytest.mark.parametrize(("method", "path", "status"), [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from contextlib import asynccontextmanager
@@ -26,6 +27,8 @@ from banditlb.proxy.metrics import metrics_registry
 
 SSE_SEND_TIMEOUT_S = 5.0
 JSON_HEADERS = [(b"content-type", b"application/json")]
+DISCARD_MAX_BYTES = 64 * 1024 * 1024
+DISCARD_TIMEOUT_S = 2.0
 ID_BODY = '{"id": "<24 letters or digits>"}'
 
 
@@ -55,19 +58,36 @@ async def _read_id(scope: Scope, receive: Receive) -> str:
     declared = headers.get(b"content-length", b"")
     too_big = BadInput(413, f"body larger than {MAX_BODY_BYTES} bytes")
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        await _discard_body(receive)
         raise too_big
     body = b""
     while True:
         message = await receive()
         body += message.get("body", b"")
+        more = message.get("more_body", False)
         if len(body) > MAX_BODY_BYTES:
+            if more:
+                await _discard_body(receive)
             raise too_big
-        if not message.get("more_body"):
+        if not more:
             break
     try:
         return parse_id_body(body, allow_raw=False)
     except BadId as exc:
         raise BadInput(400, str(exc)) from exc
+
+
+async def _discard_body(receive: Receive) -> None:
+    """Read and drop the rest of a refused body (bounded in bytes and time): closing with
+    unread data makes the kernel reset the connection before the client reads the 413."""
+    drained = 0
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(DISCARD_TIMEOUT_S):
+            more = True
+            while more and drained < DISCARD_MAX_BYTES:
+                message = await receive()
+                drained += len(message.get("body", b""))
+                more = message.get("more_body", False)
 
 
 async def _send_json(send: Send, status: int, doc: dict, headers=()) -> None:
@@ -135,16 +155,32 @@ def _admin(handler):
 
 SWITCH_FIELDS = {"strategy": str, "params": dict, "upstreams": list, "scenario": str,
                  "run_id": int, "session": str, "seed": int}
+INT64 = range(-(2**63), 2**63)
+"""What SQLite stores as an integer: run ids and seeds beyond it are refused up front."""
+
+
+def _has_lone_surrogate(value) -> bool:
+    """JSON may carry "\\ud800"; such text cannot be stored or even echoed in an error."""
+    if isinstance(value, str):
+        return not value.isascii() and any("\ud800" <= c <= "\udfff" for c in value)
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
 
 
 async def _switch_request(request: Request) -> dict:
-    """The /admin/strategy body, type-checked; SwitchError with the reason otherwise."""
+    """The /admin/strategy body, type- and range-checked; SwitchError with the reason."""
     try:
         doc = json.loads(await request.body() or b"{}")
     except ValueError as exc:
         raise SwitchError(f"body must be JSON: {exc}") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("strategy"), str):
         raise SwitchError('body must be a JSON object with at least {"strategy": "<name>"}')
+    if _has_lone_surrogate(doc):
+        raise SwitchError("text in the body must be valid Unicode (a lone surrogate escape "
+                          "such as \\ud800 is not)")
     unknown = set(doc) - set(SWITCH_FIELDS)
     if unknown:
         raise SwitchError(f"unknown field(s) {', '.join(sorted(unknown))}; "
@@ -153,6 +189,8 @@ async def _switch_request(request: Request) -> dict:
         value = doc.get(key)
         if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
             raise SwitchError(f"{key} must be {kind.__name__}")
+        if kind is int and value is not None and value not in INT64:
+            raise SwitchError(f"{key} must fit in 64 bits, got {value}")
     return doc
 
 

@@ -66,6 +66,8 @@ def build_policy(strategy: str, n_servers: int, seed: int, params: dict) -> tupl
         return name, make_policy(name, n_servers, seed=seed, params=params)
     except ValueError as exc:
         raise SwitchError(str(exc)) from exc
+    except (TypeError, OverflowError) as exc:  # a value the strategy's arithmetic cannot take
+        raise SwitchError(f"strategy {name}: a parameter is out of range ({exc})") from exc
 
 
 class Balancer:

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import uvicorn
 
+from banditlb.proxy.admin import TOKEN_ENV
 from banditlb.proxy.app import BalancerApp, create_app
-from banditlb.proxy.coalesce import CoalescingHttpToolsProtocol
 from banditlb.proxy.config import LbConfig, resolve_upstreams
+from banditlb.proxy.protocol import BalancerHttpProtocol
 from banditlb.routing import Rules
 
 READY_PREFIX = "banditlb lb listening on "
@@ -78,7 +79,7 @@ def make_server(app: BalancerApp, on_ready: Callable[[], None] = lambda: None) -
     config: LbConfig = app.state.config
     deadline = config.rules.deadline_s or config.rules.attempt_timeout_s * \
         config.rules.max_attempts
-    uv_config = uvicorn.Config(app, loop="uvloop", http=CoalescingHttpToolsProtocol, lifespan="on",
+    uv_config = uvicorn.Config(app, loop="uvloop", http=BalancerHttpProtocol, lifespan="on",
                                access_log=False, log_level="warning", proxy_headers=False,
                                server_header=False,
                                timeout_graceful_shutdown=int(deadline + DRAIN_GRACE_S))
@@ -138,9 +139,7 @@ class LbOptions:
             args += ["--param", f"{key}={value}"]
         if self.scenario:
             args += ["--scenario", self.scenario]
-        if self.admin_token:
-            args += ["--admin-token", self.admin_token]
-        return args
+        return args  # the admin token goes through the environment: argv is public
 
 
 def start_lb_thread(upstreams: list[str], *, strategy: str = "v4", data_dir: str | Path,
@@ -180,13 +179,16 @@ def start_lb_process(upstreams: list[str], *, strategy: str = "v4", data_dir: st
 
     stop() sends SIGTERM: the child stops accepting, drains, flushes the store and exits 0.
     """
+    opts = LbOptions(**options)
     args = ["lb", "--upstreams", ",".join(upstreams), "--strategy", strategy,
-            "--data-dir", str(data_dir), "--host", host, "--port", str(port),
-            *LbOptions(**options).cli_args()]
+            "--data-dir", str(data_dir), "--host", host, "--port", str(port), *opts.cli_args()]
     if fleet_url:
         args += ["--fleet-url", fleet_url]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if opts.admin_token:
+        env[TOKEN_ENV] = opts.admin_token
     child = subprocess.Popen([sys.executable, "-m", "banditlb", *args], stdout=subprocess.PIPE,
-                             text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                             text=True, env=env)
     url = _wait_ready(child)
 
     def stop() -> None:

@@ -1,0 +1,93 @@
+"""uvicorn's httptools protocol with two changes the balancer needs.
+
+One send per response: uvicorn writes a response's head and body separately; two
+writes cost two system calls and, at the client, often two wake-ups for one small
+answer. Writes made during one event-loop pass are joined and sent once at the
+end of the pass, before the loop waits for I/O again.
+
+Bounded request heads: uvicorn's httptools protocol buffers a request head of any
+size, so a few clients sending endless headers could grow the balancer's memory
+without bound. A head larger than MAX_HEAD_BYTES gets 431 and the connection closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+MAX_HEAD_BYTES = 16 * 1024
+_TOO_LARGE = json.dumps({"status": "error", "error": f"request head larger than "
+                         f"{MAX_HEAD_BYTES} bytes"}).encode()
+HEAD_TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+                  b"content-type: application/json\r\ncontent-length: %d\r\n"
+                  b"connection: close\r\n\r\n" % len(_TOO_LARGE)) + _TOO_LARGE
+
+
+class _CoalescingTransport:
+    """A transport whose write() is deferred to the end of the current loop pass."""
+
+    __slots__ = ("_transport", "_loop", "_pending")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop):
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._pending:
+            self._loop.call_soon(self._flush)
+        self._pending.append(data)
+
+    def writelines(self, lines) -> None:
+        for data in lines:
+            self.write(data)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def _flush(self) -> None:
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    def __getattr__(self, name: str):
+        return getattr(self._transport, name)
+
+
+class BalancerHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol over a write-coalescing transport, heads bounded."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._head_bytes: int | None = 0
+        """Bytes received while a request head is incomplete; None while a body streams."""
+        self._completed = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        super().connection_made(_CoalescingTransport(transport, self.loop))
+
+    def data_received(self, data: bytes) -> None:
+        self._completed = False
+        super().data_received(data)
+        if self._head_bytes is None or self.transport.is_closing():
+            return
+        # A chunk that completed a request may end with the start of the next one
+        # (pipelining): it is not counted, so the bound is MAX_HEAD_BYTES plus one read.
+        self._head_bytes = 0 if self._completed else self._head_bytes + len(data)
+        if self._head_bytes > MAX_HEAD_BYTES:
+            self._head_bytes = None
+            self.transport.write(HEAD_TOO_LARGE)
+            self.transport.close()
+
+    def on_headers_complete(self) -> None:
+        self._head_bytes = None
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._head_bytes, self._completed = 0, True
+        super().on_message_complete()
