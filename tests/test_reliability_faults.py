@@ -166,15 +166,15 @@ async def test_fleet_killed_and_restarted_mid_run_balancer_recovers_and_relearns
     best_before, best_after = upstreams[3], upstreams[1]  # T1: 4003 is best (0.93)
     try:
         await switch(balancer, upstreams)
-        before = await send_ids(balancer, 150, rps=50, seed="before")
+        before = await send_ids(balancer, 150, rps=100, seed="before")
         fleet.process.kill()
         fleet.process.wait()
-        outage = await send_ids(balancer, 20, rps=50, seed="outage")
+        outage = await send_ids(balancer, 20, rps=100, seed="outage")
         swapped = [0.55, 0.97, 0.72, 0.05, 0.48, 0.62, 0.3, 0.5, 0.42, 0.4]
         fleet.stop()
         fleet = start_fleet_process([_swapped_t1(tmp_path / "swapped.toml", swapped)],
                                     seed=2, port_offset=offset)
-        after = await send_ids(balancer, 400, rps=50, seed="after")
+        after = await send_ids(balancer, 400, rps=100, seed="after")
     finally:
         fleet.stop()
     assert sum(s == 200 for s, _ in before) >= 140

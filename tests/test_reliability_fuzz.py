@@ -440,6 +440,7 @@ def test_hypothesis_admin_bodies_against_balancer(balancer: LbHandle, fleet: Fle
         with ValidTraffic(port) as valid:
             check()
         valid.check(minimum=20, accepted_share=0.3)  # some switches pick poor servers
+        assert sum(answers.values()) >= HYPOTHESIS_ADMIN_EXAMPLES
         assert answers[200] > 100 and answers[400] > 100, answers
     finally:  # the other tests share this balancer: back to v4 over all of T1
         _admin_switch(port, {"strategy": "v4", "upstreams": fleet.upstreams("T1")})
@@ -635,6 +636,7 @@ def test_hypothesis_http_against_fleet(fleet: FleetHandle):
     ports = [fleet.ports["T2"][0], _port(fleet.control_url)]
     pid = fleet.process.pid
     start = _campaign_start(pid)
+    checked = []
 
     @settings(FUZZ_SETTINGS, max_examples=HYPOTHESIS_FLEET_EXAMPLES)
     @given(request=http_requests(), target=st.sampled_from(ports))
@@ -645,8 +647,10 @@ def test_hypothesis_http_against_fleet(fleet: FleetHandle):
         assert len(result.responses) == 1, f"{method} {path}: {result.responses}"
         problem = fleet_verdict_ok(result.responses[0])
         assert problem is None, f"{method} {path}: {problem}"
+        checked.append(target)
 
     check()
+    assert len(checked) >= HYPOTHESIS_FLEET_EXAMPLES
     _campaign_end(pid, ports, start)
 
 
