@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -29,7 +30,7 @@ from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from probe import Sample, growth, sample
+from probe import Sample, accepted_connections, growth, sample
 
 from banditlb.fleet.runner import new_event_loop, start_fleet_process
 from banditlb.harness import make_ids
@@ -41,6 +42,7 @@ from banditlb.proxy.upstream import UpstreamClient
 DEADLINE_MS = 5000.0
 GUARD_S = 2.0
 """A request unanswered DEADLINE + GUARD after it left counts as no answer."""
+IDLE_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -56,10 +58,27 @@ PRESETS = {
 }
 
 
+class LoadClient(UpstreamClient):
+    """The balancer's own pooled client as a cheap load generator, with idle connections
+    dropped after IDLE_S. The balancer closes keep-alive connections idle for 5 s; a
+    client that reuses one at that very moment loses the request (a race every keep-alive
+    client must avoid by expiring first, not an error of the balancer)."""
+
+    def _release(self, conn, keep_alive: bool) -> None:
+        conn.idle_since = time.monotonic()
+        super()._release(conn, keep_alive)
+
+    async def send(self, request_id: str, timeout_s: float) -> Attempt:
+        stale = time.monotonic() - IDLE_S
+        while self._idle and self._idle[0].idle_since < stale:  # oldest first
+            self._idle.popleft().close()
+        return await super().send(request_id, timeout_s)
+
+
 async def open_loop(lb: LbHandle, rps: float, duration_s: float, seed: str) -> list[Attempt]:
     """One request every 1/rps seconds for `duration_s`; the client's view of each."""
     (address,) = resolve_upstreams([lb.url.removeprefix("http://")])
-    client = UpstreamClient(0, address)
+    client = LoadClient(0, address)
     loop = asyncio.get_running_loop()
     start, tasks = loop.time(), []
     for n, request_id in enumerate(make_ids(int(rps * duration_s), seed)):
@@ -73,13 +92,21 @@ async def open_loop(lb: LbHandle, rps: float, duration_s: float, seed: str) -> l
 
 
 async def sample_every_second(pids: dict[str, int], samples: dict[str, list[Sample]],
-                              stop: asyncio.Event) -> None:
+                              machine: dict, stop: asyncio.Event) -> None:
+    """Every process in `pids` once a second; the machine's load and this loop's lag."""
     started = time.monotonic()
+    loads, lags = [], []
     while not stop.is_set():
         for name, pid in pids.items():
             samples[name].append(sample(pid, time.monotonic() - started))
+        with open("/proc/loadavg") as loadavg:
+            loads.append(float(loadavg.read().split()[0]))
+        woke = time.monotonic()
         with suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 1.0)
+        lags.append(time.monotonic() - woke - 1.0)
+    machine["load_1min_max"] = max(loads)
+    machine["client_loop_lag_max_ms"] = round(1000 * max(lags[:-1] or [0.0]), 1)
 
 
 def verdicts(answers: list[Attempt]) -> dict:
@@ -109,6 +136,29 @@ def stats_of(lb: LbHandle) -> dict:
         return json.loads(reply.read())
 
 
+def own_view(stats: dict) -> dict:
+    """The balancer's own timing of each request (routing only, not its accept queue)."""
+    latency = stats["latency_ms"]
+    lows = [0.0, *latency["bounds"]]
+    return {"balancer_counted": stats["requests"], "recording": stats["recording"],
+            "dropped": stats["dropped"], "balancer_p50_ms": latency["p50"],
+            "balancer_p99_ms": latency["p99"],
+            "balancer_over_deadline": sum(n for low, n in zip(lows, latency["counts"],
+                                                              strict=True)
+                                          if low >= DEADLINE_MS)}
+
+
+def connections_left(lb: LbHandle) -> int:
+    """Client connections the balancer still holds once the client closed them all."""
+    port = int(lb.url.rsplit(":", 1)[1])
+    for _ in range(50):
+        left = accepted_connections(lb.process.pid, port)
+        if not left:
+            break
+        time.sleep(0.1)
+    return left
+
+
 def run_live(targets: list[Target], rps: float, duration_s: float, warmup_s: float) -> list[dict]:
     """Load every target's balancer at `rps` for `duration_s`; one result per target."""
     scenarios = sorted({t.scenario for t in targets})
@@ -119,11 +169,13 @@ def run_live(targets: list[Target], rps: float, duration_s: float, warmup_s: flo
             fleet.upstreams(t.scenario), strategy=t.strategy, data_dir=data_dir / t.strategy,
             scenario=t.scenario, deadline_ms=DEADLINE_MS)) for t in targets]
         pids = {f"lb{i}": lb.process.pid for i, lb in enumerate(lbs)}
+        pids |= {"fleet": fleet.process.pid, "client": os.getpid()}
         samples = {name: [] for name in pids}
+        machine: dict = {}
 
         async def everything() -> list[list[Attempt]]:
             stop = asyncio.Event()
-            sampler = asyncio.create_task(sample_every_second(pids, samples, stop))
+            sampler = asyncio.create_task(sample_every_second(pids, samples, machine, stop))
             answers = await asyncio.gather(*(open_loop(lb, rps, duration_s, f"{t}")
                                              for lb, t in zip(lbs, targets, strict=True)))
             stop.set()
@@ -137,14 +189,16 @@ def run_live(targets: list[Target], rps: float, duration_s: float, warmup_s: flo
             wall = time.monotonic() - started
         finally:
             loop.close()
+        cpu = {name: round(s[-1].cpu_s - s[0].cpu_s, 1) for name, s in samples.items()}
+        left = [connections_left(lb) for lb in lbs]
         results = []
         for i, (lb, target, answers) in enumerate(zip(lbs, targets, all_answers, strict=True)):
-            own = stats_of(lb)
             results.append({
                 "scenario": target.scenario, "strategy": target.strategy, "rps": rps,
                 "duration_s": duration_s, "wall_s": round(wall, 1), **verdicts(answers),
-                "balancer_counted": own["requests"], "recording": own["recording"],
-                "dropped": own["dropped"], **growth(samples[f"lb{i}"], warmup_s)})
+                **own_view(stats_of(lb)), **growth(samples[f"lb{i}"], warmup_s),
+                "fleet_cpu_s": cpu["fleet"], "client_cpu_s": cpu["client"],
+                "client_connections_left": left[i], **machine})
         return results
 
 
