@@ -60,14 +60,19 @@ def plot_regret(summaries: list[Summary], path: Path) -> None:
     scenarios = list(dict.fromkeys(s.scenario for s in summaries))
     fig, axes = plt.subplots(1, len(scenarios), figsize=(5.5 * len(scenarios), 4.5),
                              squeeze=False)
+    names = list(dict.fromkeys(s.strategy for s in summaries if s.strategy != "oracle"))
+    palette = plt.get_cmap("tab20")
+    colour = {name: "black" if name == "auto" else palette(i % 20)
+              for i, name in enumerate(names)}
     for ax, scenario in zip(axes[0], scenarios, strict=True):
         for s in summaries:
             if s.scenario != scenario or s.strategy == "oracle" or s.regret_mean is None:
                 continue
             x = range(1, len(s.regret_mean) + 1)
-            ax.plot(x, s.regret_mean, label=s.strategy, linewidth=1.2)
+            ax.plot(x, s.regret_mean, label=s.strategy, color=colour[s.strategy],
+                    linewidth=2.2 if s.strategy == "auto" else 1.2)
             ax.fill_between(x, s.regret_mean - s.regret_ci95, s.regret_mean + s.regret_ci95,
-                            alpha=0.15)
+                            color=colour[s.strategy], alpha=0.15)
         ax.set_title(f"{scenario}: cumulative regret vs oracle")
         ax.set_xlabel("request")
         ax.set_ylabel("regret (oracle score - score)")
