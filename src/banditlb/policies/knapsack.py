@@ -55,13 +55,18 @@ class KnapsackPolicy(Policy):
         sqrt = math.sqrt
         reward_ucb, cost_lcb = [], []
         for s in servers:
-            n = successes[s] + failures[s]
-            reward = successes[s] / n
-            cost = limited[s] / n
-            high = reward + weight * (sqrt(c_rad * reward / n) + c_rad / n)
-            low = cost - weight * (sqrt(c_rad * cost / n) + c_rad / n)
+            wins = successes[s]
+            n = wins + failures[s]
+            reward = wins / n
+            spread = c_rad / n
+            high = reward + weight * (sqrt(c_rad * reward / n) + spread)
             reward_ucb.append(high if high < 1.0 else 1.0)
-            cost_lcb.append(low if low > 0.0 else 0.0)
+            if limited[s]:
+                cost = limited[s] / n
+                low = cost - weight * (sqrt(c_rad * cost / n) + spread)
+                cost_lcb.append(low if low > 0.0 else 0.0)
+            else:  # no 429 yet: the bound is 0 - weight * radius, clipped to 0
+                cost_lcb.append(0.0)
         return reward_ucb, cost_lcb
 
     def select(self, ctx: Context) -> int | None:
