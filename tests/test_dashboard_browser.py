@@ -97,8 +97,8 @@ def test_every_page_loads_without_console_errors(page, stored):
 def test_live_page_follows_a_real_balancer(page, tmp_path):
     ids = make_ids(60, "dashboard-live")
     with start_fleet_thread(["T1"], seed=0) as fleet, \
-            start_lb_thread(fleet.upstreams("T1"), data_dir=tmp_path, scenario="T1",
-                            fleet_url=fleet.control_url) as lb:
+            start_lb_thread(fleet.upstreams("T1"), strategy="v4", data_dir=tmp_path,
+                            scenario="T1", fleet_url=fleet.control_url) as lb:
         page.clock.install()
         page.goto(f"{lb.url}/dashboard")
         page.wait_for_function("document.getElementById('connection').textContent "

@@ -84,4 +84,4 @@ def test_demo_runs_and_exits_with_no_wait(tmp_path):
     with Store(tmp_path) as store:
         runs = store.runs(store.session_by_name("demo"))
     assert sorted((r["strategy"], r["scenario"]) for r in runs) == [
-        (s, t) for s in ("v4", "v6") for t in ("T1", "T2", "T3")]
+        (s, t) for s in ("auto", "v4", "v6") for t in ("T1", "T2", "T3")]

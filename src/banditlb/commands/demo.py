@@ -16,7 +16,7 @@ from banditlb.commands.harness import INTERRUPTED, run_live
 from banditlb.harness.services import Services
 from banditlb.store import DEFAULT_DATA_DIR
 
-DEMO_STRATEGIES = ["v4", "v6"]
+DEMO_STRATEGIES = ["auto", "v4", "v6"]
 DEMO_SESSION = "demo"
 
 
@@ -29,7 +29,7 @@ def demo_command(
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Exit after the runs instead of "
                                           "serving the dashboard until Ctrl-C.")] = False,
 ) -> None:
-    """Start everything, compare v4 and v6 on T1, T2, T3 live, then serve the dashboard."""
+    """Start everything, compare auto, v4 and v6 on T1, T2, T3 live, then serve the dashboard."""
 
     def serve(services: Services) -> None:
         console = Console()

@@ -46,7 +46,7 @@ def _upstream_names(upstreams: str | None, upstreams_file: Path | None,
 
 def lb_command(
     strategy: Annotated[str, typer.Option(help="Strategy name or alias (v1..v10, thompson, "
-                                          "ucb, auto, random, ...).")] = "v4",
+                                          "ucb, auto, random, ...).")] = "auto",
     scenario: Annotated[str | None, typer.Option(
         help="Serve this scenario's ports on 127.0.0.1 (T1, T2, T3, ...); with --upstreams "
              "it only labels the run.")] = None,

@@ -19,7 +19,7 @@ class Services:
 @contextmanager
 def running_services(scenarios: list[str], *, data_dir: Path, seed: int = 0,
                      fleet_url: str | None = None, lb_url: str | None = None,
-                     lb_port: int = 0, strategy: str = "v4",
+                     lb_port: int = 0, strategy: str = "auto",
                      **lb_options) -> Iterator[Services]:
     """Yield the fleet and balancer URLs, starting (and afterwards stopping) the missing ones.
 

@@ -28,7 +28,7 @@ class Upstream:
 @dataclass(frozen=True)
 class LbConfig:
     upstreams: list[Upstream]
-    strategy: str = "v4"
+    strategy: str = "auto"
     params: dict = field(default_factory=dict)
     seed: int = 0
     rules: Rules = field(default_factory=lambda: Rules(deadline_s=5.0))

@@ -142,7 +142,7 @@ class LbOptions:
         return args  # the admin token goes through the environment: argv is public
 
 
-def start_lb_thread(upstreams: list[str], *, strategy: str = "v4", data_dir: str | Path,
+def start_lb_thread(upstreams: list[str], *, strategy: str = "auto", data_dir: str | Path,
                     fleet_url: str | None = None, host: str = "127.0.0.1", port: int = 0,
                     **options) -> LbHandle:
     """Serve the balancer from a thread of this process (tests); returns once it listens."""
@@ -172,7 +172,7 @@ def start_lb_thread(upstreams: list[str], *, strategy: str = "v4", data_dir: str
     return LbHandle(url_of(sock), stop)
 
 
-def start_lb_process(upstreams: list[str], *, strategy: str = "v4", data_dir: str | Path,
+def start_lb_process(upstreams: list[str], *, strategy: str = "auto", data_dir: str | Path,
                      fleet_url: str | None = None, host: str = "127.0.0.1", port: int = 0,
                      **options) -> LbHandle:
     """Run `python -m banditlb lb ...` as a child; returns once it listens.
