@@ -114,3 +114,10 @@ def test_parse_params_rejects_bad_items_with_the_reason(item, reason):
 def test_parse_params_rejects_a_repeated_key():
     with pytest.raises(ValueError, match="window given twice"):
         parse_params(["window=5", "window=6"])
+
+
+def test_the_routers_free_attempts_reach_strategies_that_plan_around_them():
+    assert make_policy("v4", 5, free_attempts=2).free_attempts == 2
+    assert make_policy("auto", 5, free_attempts=4).free_attempts == 4
+    assert make_policy("v4", 5, params={"free_attempts": 1}, free_attempts=2).free_attempts == 1
+    assert "free_attempts" not in make_policy("random", 5, free_attempts=2).params

@@ -85,11 +85,15 @@ def alias_of(name: str) -> str:
 
 
 def make_policy(name: str, n_servers: int, *, seed: int = 0, params: dict | None = None,
-                truth=None) -> Policy:
+                truth=None, free_attempts: int | None = None) -> Policy:
     """A fresh policy. `truth` (one object per server with true_success(now) and
-    available(now)) is used by the oracle only and ignored by the others."""
+    available(now)) is used by the oracle only and ignored by the others.
+    `free_attempts` is the router's rule, handed to strategies that plan around it
+    unless `params` sets it explicitly."""
     cls = strategy_class(name)
     kwargs = _checked_params(cls, params or {})
+    if free_attempts is not None and "free_attempts" in cls.param_defaults():
+        kwargs.setdefault("free_attempts", free_attempts)
     if cls.needs_truth:
         kwargs["truth"] = truth
     return cls(n_servers, seed=seed, **kwargs)

@@ -53,7 +53,8 @@ class Answer:
     headers: dict = field(default_factory=dict)
 
 
-def build_policy(strategy: str, n_servers: int, seed: int, params: dict) -> tuple[str, Policy]:
+def build_policy(strategy: str, n_servers: int, seed: int, params: dict,
+                 free_attempts: int) -> tuple[str, Policy]:
     """(canonical name, fresh policy); SwitchError for names or parameters that do not fit."""
     try:
         name = canonical_name(strategy)
@@ -63,7 +64,8 @@ def build_policy(strategy: str, n_servers: int, seed: int, params: dict) -> tupl
         raise SwitchError("the oracle exists only in the simulator (it reads the fleet's "
                           "true state); pick a learning strategy")
     try:
-        return name, make_policy(name, n_servers, seed=seed, params=params)
+        return name, make_policy(name, n_servers, seed=seed, params=params,
+                                 free_attempts=free_attempts)
     except ValueError as exc:
         raise SwitchError(str(exc)) from exc
     except (TypeError, OverflowError) as exc:  # a value the strategy's arithmetic cannot take
@@ -159,7 +161,7 @@ class Balancer:
         """Fresh learning for the current strategy; same run, same counters."""
         lane = self.lane
         _, lane.policy = build_policy(lane.strategy, len(lane.upstreams), lane.seed,
-                                      lane.params)
+                                      lane.params, self.rules.free_attempts)
 
     async def flush(self) -> dict:
         """Wait until every attempt recorded so far is committed to the store."""
@@ -197,7 +199,8 @@ class Balancer:
     def _new_lane(self, strategy: str, params: dict, seed: int, scenario: str | None,
                   upstreams: list[Upstream],
                   clients: list[UpstreamClient] | None = None) -> Lane:
-        name, policy = build_policy(strategy, len(upstreams), seed, params)
+        name, policy = build_policy(strategy, len(upstreams), seed, params,
+                                    self.rules.free_attempts)
         if clients is None:
             clients = [UpstreamClient(i, u) for i, u in enumerate(upstreams)]
         return Lane(name, policy.params, seed, scenario, upstreams, clients, policy,

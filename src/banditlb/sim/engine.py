@@ -54,7 +54,8 @@ def simulate(strategy: str, scenario: Scenario, seed: int, requests: int, rps: f
              rules: Rules, params: dict | None = None) -> RunStats:
     """Run `requests` ids arriving every 1/rps virtual seconds through one strategy."""
     models = scenario.build(seed)
-    policy = make_policy(strategy, len(models), seed=seed, params=params, truth=models)
+    policy = make_policy(strategy, len(models), seed=seed, params=params, truth=models,
+                         free_attempts=rules.free_attempts)
     free, weight = rules.free_attempts, rules.penalty_weight
     per_request = [0.0] * requests
     accepted = attempts = penalized = rate_limited = timeouts = 0
