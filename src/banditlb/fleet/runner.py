@@ -47,7 +47,8 @@ class FleetHandle:
 
     def upstreams(self, scenario: str) -> list[str]:
         """host:port of each server of `scenario`, as a balancer takes them."""
-        return [f"{self.host}:{port}" for port in self.ports[scenario]]
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return [f"{host}:{port}" for port in self.ports[scenario]]
 
     def stop(self) -> None:
         if not self._stopped:
