@@ -165,3 +165,13 @@ def test_connection_close_is_honoured(fleet_t1, request_line_and_headers):
     assert status_of(raw) == 200
     assert b"Connection: close" in raw
     assert raw.count(b"HTTP/1.1") == 1
+
+
+def test_requests_pipelined_after_connection_close_are_not_handled(fleet_t1, http_call):
+    data = (b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 24\r\n\r\n" + VALID_ID.encode())
+    raw = raw_exchange(fleet_t1.ports["T1"][0], data)
+    assert raw.count(b"HTTP/1.1 ") == 1
+    control_port = int(fleet_t1.control_url.rsplit(":", 1)[1])
+    _, _, score = http_call(control_port, "GET", "/score")
+    assert json.loads(score)["scenarios"]["T1"]["attempts"] == 0

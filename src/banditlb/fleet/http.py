@@ -168,6 +168,8 @@ class HttpProtocol(asyncio.Protocol):
             raise _too_large()
 
     def on_message_complete(self) -> None:
+        if self._stopped_parsing:  # closing: requests after it in the same packet are dropped
+            return
         try:
             url = httptools.parse_url(self._url)
         except httptools.HttpParserInvalidURLError:
