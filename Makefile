@@ -39,15 +39,20 @@ simulate: $(STAMP)
 harness: $(STAMP)
 	$(BIN)/banditlb harness --strategies all --scenarios T1,T2,T3 --requests 100 --rps 10
 
+# Speed figures of bench/README.md, one script per part (each prints its own table).
 bench: $(DEVSTAMP)
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/policy_micro.py
+	$(BIN)/python bench/sim_speed.py
+	$(BIN)/python bench/fleet_throughput.py
+	$(BIN)/python bench/proxy_latency.py
 
 # Peer benchmark (issue #6): throughput side by side (~5 min, pinned with taskset, not
 # niced so the figures are the machine's), then auto vs nginx vs HAProxy scored live and
-# simulated (~25 min, niced); rewrites docs/benchmarks.md and docs/img/peers-*.png.
+# simulated (25-40 min, niced; a seed runs again when the shared machine stalls).
+# Rewrites docs/benchmarks.md and docs/img/peers-*.png from bench/peers/results/.
 bench-peers: $(STAMP)
 	$(BIN)/python -m bench.peers.throughput
-	nice -n 10 $(BIN)/python -m bench.peers.run
+	nice -n 5 $(BIN)/python -m bench.peers.run
 
 # Long reliability runs (issue #7, ~12 min): 1,000 req/s burst, 5-minute live soak,
 # 24 h virtual soak, kill -9 crashes, slowloris; prints the figures of docs/reliability.md.

@@ -18,6 +18,7 @@ from bench.peers.scoring import (  # noqa: E402
     table,
     target_check,
 )
+from bench.peers.throughput_report import ratio_lines, throughput_section  # noqa: E402
 from bench.peers.tuning import NGINX_CANDIDATES, choose  # noqa: E402
 
 
@@ -118,3 +119,34 @@ def test_report_is_written_from_saved_results_alone(tmp_path):
     assert "No throughput results saved" in text
     assert (tmp_path / "docs" / "img" / "peers-w1.png").stat().st_size > 0
     assert (tmp_path / "docs" / "img" / "peers-w0.5.png").stat().st_size > 0
+
+
+def throughput_run(name: str, max_rps: float, ms_per_1k: float | None, limit: str,
+                   p50: float) -> dict:
+    steps = [{"target_rps": rate, "achieved_rps": rate, "p50_ms": p50, "p99_ms": 40.0,
+              "error_pct": 0.0, "ok_pct": 95.0, "proxy_cpu": 0.5, "fleet_cpu": 0.4,
+              "generator_cpu": 0.3, "passed": True,
+              "proxy_ms_per_1k": ms_per_1k * (1.5 if rate < max_rps else 1.0)
+              if ms_per_1k else 0.0}
+             for rate in (1000, max_rps)]
+    return {"name": name, "latency": {"p50_ms": p50, "p99_ms": 40.0 + p50}, "steps": steps,
+            "max_rps": max_rps, "limit": limit, "proxy_ms_per_1k": ms_per_1k}
+
+
+def test_throughput_ratio_uses_cpu_per_request_when_nginx_was_not_what_ran_out():
+    doc = {"date": "today", "cores": 2, "pinning": {"proxy": "0", "generator": "1",
+                                                    "fleet": "1"},
+           "load_average": [1.0, 1.0, 1.0], "direct_server": 3, "step_s": 4, "step_tries": 3,
+           "latency_rate": 100, "latency_s": 10, "p99_bound_ms": 250, "max_error_pct": 0.1,
+           "min_keep_up": 0.97, "min_ok_pct": 85, "busy_core": 0.8,
+           "runs": [throughput_run("direct", 5000, None, "rig CPU", 2.0),
+                    throughput_run("banditlb", 2000, 400, "proxy CPU", 3.0),
+                    throughput_run("nginx", 4000, 50, "rig CPU", 2.5)]}
+    lines = ratio_lines(doc)
+    assert "= **0.50x** (upper bound: nginx stopped on \"rig CPU\"" in lines[0]
+    # at 1000 req/s, the rate both passed: 600 ms vs 75 ms per 1,000 requests
+    assert "600 ms vs 75 ms = **0.12x** per core" in lines[0]
+    assert "at each one's max rate: 400 ms vs 50 ms = **0.12x**" in lines[0]
+    assert "(the lower CPU-per-request ratio): **missed**" in lines[0]
+    text = throughput_section(doc)
+    assert "| banditlb | 2000 | proxy CPU | 3.00 | 43.00 | +1.00 | +1.00 | 400 | 600 |" in text

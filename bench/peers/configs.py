@@ -28,14 +28,15 @@ class NginxTuning:
     """What the benchmark tunes for nginx: how fast a failing server is taken out."""
 
     max_fails: int = 1
-    fail_timeout_s: float = 1.0
+    fail_timeout_s: int = 1
+    """Whole seconds: nginx rejects fail_timeout in milliseconds."""
     connect_timeout_ms: int = 300
     read_timeout_ms: int = 1000
     workers: int = 1
 
     @property
     def label(self) -> str:
-        return f"max_fails={self.max_fails} fail_timeout={_seconds(self.fail_timeout_s)}"
+        return f"max_fails={self.max_fails} fail_timeout={self.fail_timeout_s}s"
 
 
 @dataclass(frozen=True)
@@ -52,11 +53,6 @@ class HaproxyTuning:
     @property
     def label(self) -> str:
         return f"balance {self.balance} error-limit {self.error_limit}"
-
-
-def _seconds(value: float) -> str:
-    """nginx/HAProxy time: whole seconds as '3s', else milliseconds ('1500ms')."""
-    return f"{value:g}s" if float(value).is_integer() else f"{round(value * 1000)}ms"
 
 
 def _ms(value: int) -> str:
@@ -77,11 +73,14 @@ def nginx_config(prefix: Path, sites: list[Site], tuning: NginxTuning = NginxTun
     """nginx.conf for `nginx -p prefix -c conf -g 'daemon off;'`: every path inside prefix."""
     if not sites:
         raise ValueError("nginx needs at least one site")
+    if int(tuning.fail_timeout_s) != tuning.fail_timeout_s or tuning.fail_timeout_s < 1:
+        raise ValueError(f"nginx's fail_timeout takes whole seconds >= 1, got "
+                         f"{tuning.fail_timeout_s}")
     blocks = []
     for site in sites:
         servers = "\n".join(
             f"        server {upstream} max_fails={tuning.max_fails} "
-            f"fail_timeout={_seconds(tuning.fail_timeout_s)};" for upstream in site.upstreams)
+            f"fail_timeout={tuning.fail_timeout_s}s;" for upstream in site.upstreams)
         blocks.append(_render("nginx-site.tmpl", name=_identifier(site.name),
                               listen_port=site.listen_port, servers=servers,
                               connect_timeout=_ms(tuning.connect_timeout_ms),

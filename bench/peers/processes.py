@@ -12,8 +12,8 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -135,8 +135,9 @@ def start_nginx(sites: list[Site], tuning: NginxTuning) -> PeerHandle:
     conf.write_text(nginx_config(workdir, sites, tuning))
     args = [binary("nginx"), "-p", str(workdir), "-c", str(conf),
             "-e", str(workdir / "error.log"), "-g", "daemon off;"]
-    child, stop = _start_foreground("nginx", args, [s.listen_port for s in sites],
-                                    workdir / "stdout.log", signal.SIGQUIT)
+    with _removed_on_error(workdir):
+        child, stop = _start_foreground("nginx", args, [s.listen_port for s in sites],
+                                        workdir / "stdout.log", signal.SIGQUIT)
     return PeerHandle("nginx", _urls(sites), [child.pid], _cleanup(stop, workdir))
 
 
@@ -145,13 +146,14 @@ def start_haproxy(sites: list[Site], tuning: HaproxyTuning) -> PeerHandle:
     workdir = Path(tempfile.mkdtemp(prefix="banditlb-haproxy-"))
     cfg = workdir / "haproxy.cfg"
     cfg.write_text(haproxy_config(sites, tuning))
-    check = subprocess.run([binary("haproxy"), "-c", "-q", "-f", str(cfg)], capture_output=True,
-                           text=True)
-    if check.returncode != 0:
-        raise PeerError(f"HAProxy rejects the generated config {cfg}:\n{check.stderr}")
     args = [binary("haproxy"), "-f", str(cfg), "-db"]
-    child, stop = _start_foreground("haproxy", args, [s.listen_port for s in sites],
-                                    workdir / "haproxy.log", signal.SIGUSR1)
+    with _removed_on_error(workdir):
+        check = subprocess.run([binary("haproxy"), "-c", "-q", "-f", str(cfg)],
+                               capture_output=True, text=True)
+        if check.returncode != 0:
+            raise PeerError(f"HAProxy rejects the generated config:\n{check.stderr}")
+        child, stop = _start_foreground("haproxy", args, [s.listen_port for s in sites],
+                                        workdir / "haproxy.log", signal.SIGUSR1)
     return PeerHandle("haproxy", _urls(sites), [child.pid], _cleanup(stop, workdir))
 
 
@@ -171,6 +173,16 @@ def start_banditlb(upstreams: dict[str, list[str]], *, strategy: str = "auto", s
             pids.append(handle.process.pid)
         stopper = stack.pop_all()
     return PeerHandle(f"banditlb {strategy}", urls, pids, _cleanup(stopper.close, data_dir))
+
+
+@contextmanager
+def _removed_on_error(workdir: Path) -> Iterator[None]:
+    """A peer that fails to start leaves no temp dir behind (its error carries the log)."""
+    try:
+        yield
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
 
 
 def _urls(sites: list[Site]) -> dict[str, str]:

@@ -11,10 +11,13 @@ from dataclasses import asdict
 from bench.peers.configs import HaproxyTuning, NginxTuning
 from bench.peers.live import PeerSpec, haproxy_peer, nginx_peer
 
-NGINX_CANDIDATES = (NginxTuning(max_fails=1, fail_timeout_s=1), NginxTuning(max_fails=1,
-                    fail_timeout_s=5), NginxTuning(max_fails=3, fail_timeout_s=10),
-                    NginxTuning(max_fails=0, fail_timeout_s=10))
-"""1/10s is nginx's default; 0 turns passive health off (retries only)."""
+NGINX_CANDIDATES = tuple(NginxTuning(max_fails=fails, fail_timeout_s=timeout)
+                         for fails, timeout in ((1, 1), (1, 2), (2, 1), (1, 3), (1, 10),
+                                                (0, 10)))
+"""1/10s is nginx's default; 0 turns passive health off (retries only); 1 s is the shortest
+fail_timeout nginx takes. A 429 counts as a
+failure (it is in proxy_next_upstream), so fail_timeout is also how long a rate-limiting
+server is left alone."""
 HAPROXY_CANDIDATES = (HaproxyTuning(error_limit=3), HaproxyTuning(error_limit=10))
 TUNING_SCENARIO = "T3"
 TUNING_SEEDS = (100, 101)
