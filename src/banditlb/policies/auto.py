@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from collections import deque
 
-from banditlb.outcomes import Outcome
+from banditlb.outcomes import ACCEPTED, CONN_ERROR, RATE_LIMITED, Outcome
 from banditlb.policies.base import Context, Policy
 from banditlb.policies.posterior import BetaPosteriors
 
@@ -111,14 +111,14 @@ class Auto(Policy):
 
     def observe(self, server: int, outcome: Outcome, now: float, latency_s: float,
                 retry_after_s: float | None = None) -> None:
-        if outcome is Outcome.RATE_LIMITED:
+        if outcome is RATE_LIMITED:
             self._refused(server, now, retry_after_s)
             return
-        if outcome is Outcome.CONN_ERROR:
+        if outcome is CONN_ERROR:
             self._refused(server, now, None)
         else:
             self._admitted(server, now)
-        won = outcome is Outcome.ACCEPTED
+        won = outcome is ACCEPTED
         self.posterior.add(server, won)
         self.recent[server].append(won)
         self._check_drift(server)
