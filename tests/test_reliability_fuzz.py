@@ -604,9 +604,6 @@ def test_client_sending_10_mb_reads_the_413(balancer: LbHandle):
         assert [r.status for r in result.responses] == [413], result.ended
 
 
-@pytest.mark.xfail(strict=True, reason="balancer bug: an admin body cut short by the client "
-                   "makes Starlette raise ClientDisconnect in the handler, logged as 'Exception "
-                   "in ASGI application' with a traceback (a 500 nobody receives)")
 def test_admin_body_cut_short_is_not_an_exception(fleet: FleetHandle, tmp_path, capfd):
     with start_lb_process(fleet.upstreams("T1"), data_dir=tmp_path) as lb:
         with socket.create_connection(("127.0.0.1", _port(lb.url))) as sock:

@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sse_starlette import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
@@ -174,6 +174,8 @@ async def _switch_request(request: Request) -> dict:
     """The /admin/strategy body, type- and range-checked; SwitchError with the reason."""
     try:
         doc = json.loads(await request.body() or b"{}")
+    except ClientDisconnect as exc:  # the client went away mid-body: nobody to answer
+        raise SwitchError("the request body was cut short") from exc
     except ValueError as exc:
         raise SwitchError(f"body must be JSON: {exc}") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("strategy"), str):
