@@ -1,9 +1,11 @@
 """`make soak`: every long reliability run, its verdicts, and the figures of docs/reliability.md.
 
-Runs, in order: the 1,000 req/s burst (60 s), the 10 req/s live soak (5 min), the
-24-hour virtual soak (864,000 ids per run), repeated kill -9 crashes and a slowloris
+Runs, in order: the 1,000 req/s burst (60 s; it first waits for the shared machine to
+quieten down and runs again if the machine starved it), the 10 req/s live soak (5 min),
+the 24-hour virtual soak (864,000 ids per run), repeated kill -9 crashes and a slowloris
 hold. Saves everything to bench/soak/results.json and prints one line of figures per
-row of the table in docs/reliability.md, then the verdicts. About 12 minutes.
+row of the table in docs/reliability.md, then the verdicts. About 12 minutes on a
+quiet machine.
 
     .venv/bin/python bench/soak/run_all.py [--scale 0.1]   # --scale shortens every run
 """
@@ -23,6 +25,34 @@ from virtual import DAY_REQUESTS, run_all
 RESULTS = Path(__file__).with_name("results.json")
 RSS_GROWTH_LIMIT_PCT = 10.0
 FLUSH_INTERVAL_MS = 250.0
+QUIET_LOAD, QUIET_WAIT_S = 1.5, 600.0
+"""The burst waits (up to QUIET_WAIT_S) for the 1-minute load average to drop below this."""
+SATURATED_LAG_MS, BURST_TRIES = 1000.0, 3
+"""A burst whose client loop stalled longer than this measured the machine, not the
+balancer: it is kept in the results but run again, up to BURST_TRIES times."""
+
+
+def wait_for_quiet_machine() -> float:
+    """Seconds waited for the shared machine's load to drop below QUIET_LOAD."""
+    started = time.monotonic()
+    while time.monotonic() - started < QUIET_WAIT_S:
+        with open("/proc/loadavg") as loadavg:
+            if float(loadavg.read().split()[0]) < QUIET_LOAD:
+                break
+        time.sleep(5)
+    return round(time.monotonic() - started)
+
+
+def burst_on_a_quiet_machine(scale: float) -> list[dict]:
+    """Burst runs until one was not starved by the rest of the machine (the last one)."""
+    runs = []
+    for _ in range(BURST_TRIES):
+        waited = wait_for_quiet_machine()
+        (run,) = run_live(**scaled("burst", scale))
+        runs.append({**run, "waited_for_quiet_s": waited})
+        if run["client_loop_lag_max_ms"] <= SATURATED_LAG_MS:
+            break
+    return runs
 
 
 def scaled(preset: str, scale: float) -> dict:
@@ -87,17 +117,25 @@ def main() -> None:
     started = time.monotonic()
     results = {
         "scale": scale,
-        "burst": run_live(**scaled("burst", scale)),
+        "burst_tries": burst_on_a_quiet_machine(scale),
         "soak": run_live(**scaled("soak", scale)),
         "virtual": run_all(int(DAY_REQUESTS * scale)),
         "crash": run_crashes(max(2, round(5 * scale))),
         "slowloris": run_slowloris(max(50, int(500 * scale)), max(20.0, 60.0 * scale)),
     }
+    results["burst"] = results["burst_tries"][-1:]
     results["wall_s"] = round(time.monotonic() - started)
     RESULTS.write_text(json.dumps(results, indent=1) + "\n")
 
     print(f"\n## Figures (scale {scale:g}, {results['wall_s']} s; saved to {RESULTS})\n")
     verdicts = []
+    for r in results["burst_tries"][:-1]:
+        print(f"- burst run set aside, the machine was saturated: load max "
+              f"{r['load_1min_max']}, client loop lag max {r['client_loop_lag_max_ms']} ms "
+              f"(balancer errors {r['balancer_errors']}, client p99 {r['p99_ms']} ms)")
+    if results["burst"][0]["client_loop_lag_max_ms"] > SATURATED_LAG_MS:
+        verdicts.append((f"burst: a run on a machine quiet enough (client loop lag <= "
+                         f"{SATURATED_LAG_MS:g} ms) in {BURST_TRIES} tries", False))
     for name in ("burst", "soak"):
         for r in results[name]:
             print("- " + live_line(name, r))

@@ -1,7 +1,7 @@
 """A 24-hour soak at 10 req/s in virtual time: 864,000 ids through the simulator.
 
 Each (strategy, scenario) runs in a child process of its own so that its peak RSS
-(ru_maxrss) is its own. Reported: CPU time, RSS before the run and at its peak, the
+(VmHWM) is its own. Reported: CPU time, RSS before the run and at its peak, the
 memory held by the result's per-request score list, and the share of accepted ids in
 each 4-hour block (learning that drifts or degrades over a day shows there). The live
 balancer's default (v4) is run on T1 and T3, `auto` on T3.
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -34,13 +33,14 @@ def list_bytes(values: list[float]) -> int:
                                        .values())
 
 
-def rss_mb() -> float:
+def status_mb(field: str) -> float:
+    """VmRSS (now) or VmHWM (the peak so far) of this process, in MB."""
     with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
+        return next(int(line.split()[1]) for line in status if line.startswith(field)) / 1024
 
 
 def one_run(strategy: str, scenario: str, requests: int) -> dict:
-    before = rss_mb()
+    before = status_mb("VmRSS")
     started = time.process_time()
     stats = simulate(strategy, load_scenario(scenario), 0, requests, RPS, Rules(deadline_s=5.0))
     cpu = time.process_time() - started
@@ -50,7 +50,7 @@ def one_run(strategy: str, scenario: str, requests: int) -> dict:
         "strategy": strategy, "scenario": scenario, "requests": requests,
         "virtual_hours": round(requests / RPS / 3600, 2), "cpu_s": round(cpu, 1),
         "rss_before_mb": round(before, 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(status_mb("VmHWM"), 1),
         "score_list_mb": round(list_bytes(scores) / 2**20, 1),
         "accepted_share": round(stats.accepted / requests, 4),
         "accepted_share_by_block": [
