@@ -620,7 +620,8 @@ HYPOTHESIS_FLEET_EXAMPLES = 1000
 RAW_FLEET_MUTATIONS = 1500
 
 
-def test_hypothesis_http_against_fleet(fleet: FleetHandle):
+def test_hypothesis_http_against_fleet(fleet: FleetHandle, balancer: LbHandle):
+    """Valid ids go through the balancer to the same fleet process meanwhile."""
     ports = [fleet.ports["T2"][0], _port(fleet.control_url)]
     pid = fleet.process.pid
     start = _campaign_start(pid)
@@ -637,12 +638,14 @@ def test_hypothesis_http_against_fleet(fleet: FleetHandle):
         assert problem is None, f"{method} {path}: {problem}"
         checked.append(target)
 
-    check()
+    with ValidTraffic(_port(balancer.url)) as valid:
+        check()
+    valid.check(minimum=20)
     assert len(checked) >= HYPOTHESIS_FLEET_EXAMPLES
     _campaign_end(pid, ports, start)
 
 
-def test_raw_malformed_http_against_fleet(fleet: FleetHandle):
+def test_raw_malformed_http_against_fleet(fleet: FleetHandle, balancer: LbHandle):
     server, control = fleet.ports["T2"][1], _port(fleet.control_url)
     pid = fleet.process.pid
     start = _campaign_start(pid)
@@ -655,7 +658,9 @@ def test_raw_malformed_http_against_fleet(fleet: FleetHandle):
             run_raw_campaign(control, cases[half:], fleet_verdict_ok, 24))
         return c1 + c2, p1 + p2
 
-    counts, problems = asyncio.run(both())
+    with ValidTraffic(_port(balancer.url)) as valid:
+        counts, problems = asyncio.run(both())
+    valid.check(minimum=10)
     assert not problems, problems[:10]
     assert sum(counts.values()) == len(cases)
     _campaign_end(pid, [server, control], start)
