@@ -8,6 +8,8 @@ end of the pass, before the loop waits for I/O again.
 Bounded request heads: uvicorn's httptools protocol buffers a request head of any
 size, so a few clients sending endless headers could grow the balancer's memory
 without bound. A head larger than MAX_HEAD_BYTES gets 431 and the connection closes.
+It also waits for a head forever, so slow clients (slowloris) could hold every
+connection: a head not complete HEAD_TIMEOUT_S after its first byte gets 408.
 """
 
 from __future__ import annotations
@@ -18,11 +20,17 @@ import json
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 MAX_HEAD_BYTES = 16 * 1024
+HEAD_TIMEOUT_S = 10.0
 _TOO_LARGE = json.dumps({"status": "error", "error": f"request head larger than "
                          f"{MAX_HEAD_BYTES} bytes"}).encode()
 HEAD_TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
                   b"content-type: application/json\r\ncontent-length: %d\r\n"
                   b"connection: close\r\n\r\n" % len(_TOO_LARGE)) + _TOO_LARGE
+_TOO_SLOW = json.dumps({"status": "error", "error": "request head not complete in time"}
+                       ).encode()
+HEAD_TOO_SLOW = (b"HTTP/1.1 408 Request Timeout\r\n"
+                 b"content-type: application/json\r\ncontent-length: %d\r\n"
+                 b"connection: close\r\n\r\n" % len(_TOO_SLOW)) + _TOO_SLOW
 
 
 class _CoalescingTransport:
@@ -67,12 +75,15 @@ class BalancerHttpProtocol(HttpToolsProtocol):
         self._head_bytes: int | None = 0
         """Bytes received while a request head is incomplete; None while a body streams."""
         self._completed = False
+        self._head_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:
         super().connection_made(_CoalescingTransport(transport, self.loop))
 
     def data_received(self, data: bytes) -> None:
         self._completed = False
+        if self._head_bytes == 0 and self._head_timer is None:
+            self._head_timer = self.loop.call_later(HEAD_TIMEOUT_S, self._head_too_slow)
         super().data_received(data)
         if self._head_bytes is None or self.transport.is_closing():
             return
@@ -86,8 +97,25 @@ class BalancerHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._head_bytes = None
+        self._stop_head_timer()
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         self._head_bytes, self._completed = 0, True
         super().on_message_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_timer()
+        super().connection_lost(exc)
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_too_slow(self) -> None:
+        self._head_timer = None
+        if not self.transport.is_closing():
+            self._head_bytes = None
+            self.transport.write(HEAD_TOO_SLOW)
+            self.transport.close()
