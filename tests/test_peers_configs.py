@@ -19,6 +19,7 @@ from bench.peers.configs import (  # noqa: E402
     haproxy_config,
     nginx_config,
 )
+from bench.peers.processes import sites_on_free_ports  # noqa: E402
 from bench.peers.tuning import NGINX_CANDIDATES  # noqa: E402
 
 SITES = [Site("T1", 18080, ["127.0.0.1:4000", "127.0.0.1:4001"]),
@@ -83,3 +84,10 @@ def test_haproxy_accepts_the_config(tmp_path, balance):
     done = subprocess.run([haproxy, "-c", "-q", "-f", str(cfg)], capture_output=True,
                           text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_sites_get_distinct_ports_never_handed_out_twice():
+    upstreams = {f"s{n}": ["127.0.0.1:4000"] for n in range(50)}
+    first = [site.listen_port for site in sites_on_free_ports(upstreams)]
+    second = [site.listen_port for site in sites_on_free_ports(upstreams)]
+    assert len(set(first + second)) == 100

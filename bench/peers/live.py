@@ -139,6 +139,9 @@ def _one_seed(peers: list[PeerSpec], fleets: list[FleetHandle], scenarios: list[
             peer = peers[index]
             for weight in peer.weights:
                 truth = controls[index].scores(weight)[name]
+                if truth["ids_seen"] > requests:
+                    raise RuntimeError(f"{peer.name} on {name} reached {truth['ids_seen']} ids "
+                                       f"for {requests} sent: another stream leaked into it")
                 records.append(_record(peer, name, seed, weight, requests, truth, stream_rows))
     return records, lag_ms
 

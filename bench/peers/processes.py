@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -58,16 +59,38 @@ def binary(name: str) -> str:
     return found
 
 
+_HANDED_OUT: set[int] = set()
+_PORTS_LOCK = threading.Lock()
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """`count` distinct ports free right now and never handed out before by this process.
+
+    All are held open until all are found: the kernel may give a just-closed port again,
+    and two sites of one nginx on the same port would silently share one server block.
+    """
+    with _PORTS_LOCK, ExitStack() as held:
+        ports: list[int] = []
+        while len(ports) < count:
+            sock = held.enter_context(socket.socket())
+            sock.bind((host, 0))
+            port = sock.getsockname()[1]
+            if port not in _HANDED_OUT:
+                _HANDED_OUT.add(port)
+                ports.append(port)
+        return ports
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A port free right now (the peer binds it a moment later)."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+    return free_ports(1, host)[0]
 
 
 def sites_on_free_ports(upstreams: dict[str, list[str]]) -> list[Site]:
-    """One site per scenario, each on a fresh free port."""
-    return [Site(name, free_port(), servers) for name, servers in upstreams.items()]
+    """One site per scenario, each on its own free port."""
+    ports = free_ports(len(upstreams))
+    return [Site(name, port, servers) for (name, servers), port
+            in zip(upstreams.items(), ports, strict=True)]
 
 
 @dataclass
