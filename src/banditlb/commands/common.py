@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -12,6 +12,13 @@ from banditlb.policies import canonical_name, strategy_names
 from banditlb.routing import Rules
 
 CHALLENGE_SCENARIOS = ("T1", "T2", "T3")
+
+# The router's rules as options, worded once for every command that takes them.
+PenaltyWeight = Annotated[float, typer.Option(
+    min=0, help="Cost of each attempt beyond the free ones.")]
+FreeAttempts = Annotated[int, typer.Option(min=0, help="Attempts per id that cost nothing.")]
+MaxAttempts = Annotated[int, typer.Option(min=1, help="Hard cap of attempts per id.")]
+AttemptTimeoutMs = Annotated[float, typer.Option(min=1, help="Per-attempt timeout.")]
 
 
 def fail(message: str) -> NoReturn:

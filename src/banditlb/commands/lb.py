@@ -10,7 +10,14 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
-from banditlb.commands.common import fail, parse_rules
+from banditlb.commands.common import (
+    AttemptTimeoutMs,
+    FreeAttempts,
+    MaxAttempts,
+    PenaltyWeight,
+    fail,
+    parse_rules,
+)
 from banditlb.fleet.scenario import ScenarioError, load_scenario
 from banditlb.policies import parse_params
 from banditlb.proxy.admin import TOKEN_ENV, is_loopback
@@ -57,13 +64,10 @@ def lb_command(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0 picks a free one).")]
     = 8000,
-    penalty_weight: Annotated[float, typer.Option(min=0, help="Cost of each attempt beyond "
-                                                  "the free ones.")] = 1.0,
-    free_attempts: Annotated[int, typer.Option(min=0, help="Attempts per id that cost "
-                                               "nothing.")] = 3,
-    max_attempts: Annotated[int, typer.Option(min=1, help="Hard cap of attempts per id.")] = 10,
-    attempt_timeout_ms: Annotated[float, typer.Option(min=1, help="Per-attempt timeout.")]
-    = 1000.0,
+    penalty_weight: PenaltyWeight = 1.0,
+    free_attempts: FreeAttempts = 3,
+    max_attempts: MaxAttempts = 10,
+    attempt_timeout_ms: AttemptTimeoutMs = 1000.0,
     deadline_ms: Annotated[float, typer.Option(min=1, help="Per-request deadline.")] = 5000.0,
     param: Annotated[list[str] | None, typer.Option(help="Strategy parameter k=v "
                                                     "(repeatable).")] = None,

@@ -10,7 +10,16 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-from banditlb.commands.common import fail, parse_rules, resolve_scenarios, resolve_strategies
+from banditlb.commands.common import (
+    AttemptTimeoutMs,
+    FreeAttempts,
+    MaxAttempts,
+    PenaltyWeight,
+    fail,
+    parse_rules,
+    resolve_scenarios,
+    resolve_strategies,
+)
 from banditlb.policies import parse_params, strategy_class
 from banditlb.sim.matrix import run_matrix
 from banditlb.sim.report import plot_regret, print_json, print_markdown, print_tables
@@ -26,13 +35,10 @@ def simulate_command(
     seeds: Annotated[int, typer.Option(min=1, help="Runs per (strategy, scenario); "
                                        "seeds 0..N-1 for fleet and policy.")] = 20,
     rps: Annotated[float, typer.Option(min=0.001, help="Arrival rate in virtual time.")] = 10.0,
-    penalty_weight: Annotated[float, typer.Option(min=0, help="Cost of each attempt beyond "
-                                                  "the free ones.")] = 1.0,
-    free_attempts: Annotated[int, typer.Option(min=0, help="Attempts per id that cost "
-                                               "nothing.")] = 3,
-    max_attempts: Annotated[int, typer.Option(min=1, help="Hard cap of attempts per id.")] = 10,
-    attempt_timeout_ms: Annotated[float, typer.Option(min=1, help="Per-attempt timeout.")]
-    = 1000.0,
+    penalty_weight: PenaltyWeight = 1.0,
+    free_attempts: FreeAttempts = 3,
+    max_attempts: MaxAttempts = 10,
+    attempt_timeout_ms: AttemptTimeoutMs = 1000.0,
     deadline_ms: Annotated[float | None, typer.Option(min=1, help="Per-request deadline "
                                                       "(none by default).")] = None,
     param: Annotated[list[str] | None, typer.Option(
