@@ -118,6 +118,8 @@ its latency counts from that due time, so stalls show up instead of slowing the
 generator down. Added latency: {doc['latency_rate']:g} req/s for {doc['latency_s']:g} s,
 against direct calls to the best T1 server (number {doc['direct_server']}, the one a good
 balancer mostly uses); a proxy's figure includes its retries after upstream failures.
+That p99 rests on the 10 slowest of 1,000 requests, so one stall of the shared machine
+moves it by a hundred milliseconds: read a negative or very large added p99 as noise.
 Max req/s: steps of {doc['step_s']:g} s at rising rates; a step passes when requests
 without an answer stay <= {doc['max_error_pct']:g}%, answers keep up with at least
 {doc['min_keep_up']:.0%} of the rate, p99 <= {doc['p99_bound_ms']:g} ms and at least
