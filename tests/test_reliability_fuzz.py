@@ -28,6 +28,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from banditlb.fleet.runner import FleetHandle, start_fleet_process
+from banditlb.procinfo import accepted_connections
 from banditlb.proxy.runner import LbHandle, start_lb_process
 
 ALNUM = string.ascii_letters + string.digits
@@ -52,25 +53,6 @@ def rss_kb(pid: int) -> int:
 
 def open_fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def accepted_connections(pid: int, port: int) -> int:
-    """Sockets `pid` holds for connections accepted on `port` (any state but LISTEN)."""
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        with contextlib.suppress(OSError):  # closed meanwhile
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-            if target.startswith("socket:["):
-                inodes.add(target[8:-1])
-    count = 0
-    for table in ("tcp", "tcp6"):
-        with open(f"/proc/{pid}/net/{table}") as rows:
-            next(rows)
-            for row in rows:
-                fields = row.split()
-                local_port = int(fields[1].rsplit(":", 1)[1], 16)
-                count += local_port == port and fields[3] != "0A" and fields[9] in inodes
-    return count
 
 
 def settled_connections(pid: int, port: int) -> int:

@@ -30,11 +30,12 @@ from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from probe import Sample, accepted_connections, growth, sample
+from probe import Sample, growth, sample
 
 from banditlb.fleet.runner import new_event_loop, start_fleet_process
 from banditlb.harness import make_ids
 from banditlb.outcomes import Attempt, Outcome
+from banditlb.procinfo import accepted_connections
 from banditlb.proxy.config import resolve_upstreams
 from banditlb.proxy.runner import LbHandle, start_lb_process
 from banditlb.proxy.upstream import UpstreamClient
