@@ -122,3 +122,12 @@ async def test_async_route_drives_a_transport():
     result = await route(Scripted(4, p=0.9), Rules(), send, lambda: float(next(ticks)) / 1000)
     assert result.status == OK and result.server == 2
     assert [s for s, _ in sent] == [0, 1, 2]
+
+
+def test_a_timer_firing_a_hair_before_the_deadline_buys_no_extra_attempt():
+    rules = Rules(free_attempts=10, deadline_s=0.3, attempt_timeout_s=30.0)
+    state = RequestRoute(Scripted(3, p=0.9), rules, started_at=0.0)
+    server = state.next_server(0.0)
+    state.record(Attempt(server, Outcome.TIMEOUT, 0.0, 0.2996))  # woke 0.4 ms early
+    assert state.next_server(0.2996) is None
+    assert state.result().status == GAVE_UP and len(state.result().attempts) == 1

@@ -35,6 +35,9 @@ class Rules:
             raise ValueError("timeouts must be positive")
 
 
+MIN_ATTEMPT_S = 0.001
+"""An attempt with less time than this before the deadline is not started."""
+
 OK, GAVE_UP, UNAVAILABLE = "ok", "gave_up", "unavailable"
 NOTHING_DOWN: frozenset[int] = frozenset()
 
@@ -84,7 +87,10 @@ class RequestRoute:
         n = len(self.attempts)
         rules = self.rules
         deadline = rules.deadline_s
-        if n >= rules.max_attempts or (deadline is not None and now >= self.started_at + deadline):
+        # Less than MIN_ATTEMPT_S before the deadline counts as past it: a timer that
+        # fires a hair early must not buy an attempt with no time to answer.
+        if n >= rules.max_attempts or (
+                deadline is not None and now >= self.started_at + deadline - MIN_ATTEMPT_S):
             return self._finish(GAVE_UP, now)
         down = self.unavailable(now) if self.unavailable else NOTHING_DOWN
         policy = self.policy
