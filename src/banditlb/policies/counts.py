@@ -19,17 +19,20 @@ class Tally:
     write-up's v1-v5 and the baselines); `rate_limited` counts every 429.
     """
 
-    __slots__ = ("successes", "failures", "rate_limited", "rate_limit_is_failure")
+    __slots__ = ("successes", "failures", "rate_limited", "rate_limit_is_failure", "total")
 
     def __init__(self, n_servers: int, *, rate_limit_is_failure: bool):
         self.successes = [0] * n_servers
         self.failures = [0] * n_servers
         self.rate_limited = [0] * n_servers
         self.rate_limit_is_failure = rate_limit_is_failure
+        self.total = 0
+        """Outcomes counted, at every server."""
 
     def add(self, server: int, outcome: Outcome) -> bool | None:
         """Count one outcome: True if learned as a success, False as a failure,
         None for a 429 that is not a failure for this strategy."""
+        self.total += 1
         if outcome is ACCEPTED:
             self.successes[server] += 1
             return True

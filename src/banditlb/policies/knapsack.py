@@ -30,11 +30,11 @@ import math
 from collections.abc import Sequence
 
 from banditlb.outcomes import RATE_LIMITED, Outcome
-from banditlb.policies.base import Context, Policy
-from banditlb.policies.counts import Tally
+from banditlb.policies.base import Context
+from banditlb.policies.counts import CountingPolicy
 
 
-class KnapsackPolicy(Policy):
+class KnapsackPolicy(CountingPolicy):
     """Shared counts and confidence bounds; subclasses define `scores`."""
 
     def __init__(self, n_servers: int, *, seed: int, confidence: float):
@@ -42,8 +42,6 @@ class KnapsackPolicy(Policy):
         if confidence < 0:
             raise ValueError("confidence must be >= 0")
         self.confidence = confidence
-        self.tally = Tally(n_servers, rate_limit_is_failure=True)
-        self.total = 0
 
     def bounds(self, servers: Sequence[int], weight: float,
                c_rad: float) -> tuple[list[float], list[float]]:
@@ -79,26 +77,13 @@ class KnapsackPolicy(Policy):
         for s in usable:
             if successes[s] + failures[s] == 0:
                 return s
-        c_rad = self.confidence * math.log(2 + self.total)
+        c_rad = self.confidence * math.log(2 + self.tally.total)
         values = self.scores(usable, ctx, c_rad)
         return usable[values.index(max(values))]  # the first best, as max(key=...) would
 
     def scores(self, servers: Sequence[int], ctx: Context, c_rad: float) -> list[float]:
         """How good each server looks for this attempt, given the radius constant C."""
         raise NotImplementedError
-
-    def observe(self, server: int, outcome: Outcome, now: float, latency_s: float,
-                retry_after_s: float | None = None) -> None:
-        self.tally.add(server, outcome)
-        self.total += 1
-
-    def estimate(self, server: int, now: float) -> float:
-        """Observed acceptance rate over all attempts (429s included: they are attempts)."""
-        return self.tally.rate(server)
-
-    def snapshot(self, now: float) -> dict:
-        return {**super().snapshot(now), **self.tally.as_dict()}
-
 
 class BalancedExploration(KnapsackPolicy):
     """v9: UCB(reward) / LCB(cost), exploration weighted by the id's budget left."""

@@ -11,13 +11,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from banditlb.outcomes import Outcome
 from banditlb.policies.base import Context
-from banditlb.policies.counts import Tally
+from banditlb.policies.counts import CountingPolicy
 from banditlb.policies.habit import RetryHabit
 
 
-class UCB(RetryHabit):
+class UCB(CountingPolicy, RetryHabit):
     """v2: UCB1 with exploration constant c."""
 
     name = "v2"
@@ -30,13 +29,11 @@ class UCB(RetryHabit):
             raise ValueError("c must be >= 0")
         self.c = c
         self.free_attempts = free_attempts
-        self.tally = Tally(n_servers, rate_limit_is_failure=True)
-        self.total = 0
 
     def best_index(self, servers: Sequence[int], c: float) -> int:
         """The server with the highest index; the first never tried, if any."""
         successes, failures = self.tally.successes, self.tally.failures
-        bonus = c * math.log(self.total) if self.total else 0.0
+        bonus = c * math.log(self.tally.total) if self.tally.total else 0.0
         best, top = servers[0], -math.inf
         for s in servers:
             n = successes[s] + failures[s]
@@ -49,18 +46,6 @@ class UCB(RetryHabit):
 
     def explore(self, candidates: Sequence[int], ctx: Context) -> int:
         return self.best_index(candidates, self.c)
-
-    def observe(self, server: int, outcome: Outcome, now: float, latency_s: float,
-                retry_after_s: float | None = None) -> None:
-        self.tally.add(server, outcome)
-        self.total += 1
-
-    def estimate(self, server: int, now: float) -> float:
-        return self.tally.rate(server)
-
-    def snapshot(self, now: float) -> dict:
-        return {**super().snapshot(now), **self.tally.as_dict()}
-
 
 class UCBModified(UCB):
     """v3: exploration constant c_free within the free attempts, c_after past them
