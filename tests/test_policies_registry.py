@@ -121,3 +121,16 @@ def test_the_routers_free_attempts_reach_strategies_that_plan_around_them():
     assert make_policy("auto", 5, free_attempts=4).free_attempts == 4
     assert make_policy("v4", 5, params={"free_attempts": 1}, free_attempts=2).free_attempts == 1
     assert "free_attempts" not in make_policy("random", 5, free_attempts=2).params
+
+
+def test_auto_survives_a_clock_far_from_zero_and_long_quiet_spells():
+    from banditlb.outcomes import Outcome
+    from banditlb.policies.base import Context
+
+    policy = make_policy("auto", 3)
+    start = 1e6  # a live balancer's monotonic clock after days of uptime
+    policy.observe(0, Outcome.ACCEPTED, start, 0.001)
+    policy.observe(0, Outcome.RATE_LIMITED, start + 0.1, 0.001)
+    for later in (start + 1, start + 1e4, start + 1e7):
+        assert policy.select(Context(now=later)) in (0, 1, 2)
+        assert 0.0 <= policy.estimate(0, later) <= 1.0

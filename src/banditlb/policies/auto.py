@@ -31,6 +31,10 @@ from banditlb.outcomes import ACCEPTED, CONN_ERROR, RATE_LIMITED, Outcome
 from banditlb.policies.base import Context, Policy
 from banditlb.policies.posterior import BetaPosteriors
 
+MAX_DOUBLINGS = 30.0
+"""Regrowth stops here (a billion times the refused rate: unpaced in practice), so a
+long quiet spell, or a clock that starts far from zero, cannot overflow the float."""
+
 
 class Auto(Policy):
     name = "auto"
@@ -74,7 +78,8 @@ class Auto(Policy):
         if since < self.recover_s:
             cut = self.decrease
             return self.rate[server] * (cut + (1.0 - cut) * since / self.recover_s)
-        return self.rate[server] * 2.0 ** ((since - self.recover_s) / self.doubling_s)
+        doublings = min(MAX_DOUBLINGS, (since - self.recover_s) / self.doubling_s)
+        return self.rate[server] * 2.0 ** doublings
 
     def _tokens(self, server: int, now: float) -> float:
         if now < self.blocked_until[server]:
