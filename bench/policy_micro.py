@@ -18,8 +18,8 @@ import statistics
 import time
 
 from banditlb.outcomes import Outcome
-from banditlb.policies import make_policy, strategy_names
-from banditlb.policies.base import Context
+from banditlb.strategies import make_policy, strategy_names
+from banditlb.strategies.base import Context
 
 
 class FixedTruth:

@@ -17,11 +17,11 @@ import argparse
 import os
 import time
 
+from banditlb.attempts import Rules
 from banditlb.fleet.scenario import load_scenario
-from banditlb.policies import strategy_names
-from banditlb.routing import Rules
 from banditlb.sim.engine import simulate
 from banditlb.sim.matrix import run_matrix
+from banditlb.strategies import strategy_names
 
 
 def attempts_per_cpu_second(name: str, scenario: str, requests: int, repeat: int) -> tuple:

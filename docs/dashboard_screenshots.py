@@ -23,7 +23,7 @@ from playwright.sync_api import sync_playwright
 from banditlb.fleet.runner import start_fleet_thread
 from banditlb.harness.control import BalancerControl
 from banditlb.harness.loadgen import make_ids
-from banditlb.harness.matrix import MatrixConfig, run_matrix
+from banditlb.harness.live_runs import MatrixConfig, run_matrix
 from banditlb.proxy.runner import start_lb_thread
 
 OUT = Path(__file__).parent / "img"

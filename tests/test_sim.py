@@ -7,12 +7,12 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from banditlb.attempts import Rules
 from banditlb.cli import app
 from banditlb.fleet.scenario import load_scenario
-from banditlb.policies import strategy_names
-from banditlb.routing import Rules
 from banditlb.sim.engine import simulate
 from banditlb.sim.matrix import run_matrix
+from banditlb.strategies import strategy_names
 
 CHALLENGE = [load_scenario(name) for name in ("T1", "T2", "T3")]
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import pytest
 
+from banditlb.attempts import Rules
 from banditlb.fleet.scenario import load_scenario
-from banditlb.routing import Rules
 from banditlb.sim.engine import simulate
 
 # strategy, scenario, seed, penalty weight:

@@ -17,8 +17,8 @@ import subprocess
 import sys
 import time
 
+from banditlb.attempts import Rules
 from banditlb.fleet.scenario import load_scenario
-from banditlb.routing import Rules
 from banditlb.sim.engine import simulate
 
 RPS = 10.0

@@ -7,9 +7,9 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
+from banditlb.attempts import Rules
 from banditlb.fleet.scenario import Scenario, ScenarioError, load_scenario
-from banditlb.policies import canonical_name, strategy_names
-from banditlb.routing import Rules
+from banditlb.strategies import canonical_name, strategy_names
 
 CHALLENGE_SCENARIOS = ("T1", "T2", "T3")
 

@@ -11,7 +11,7 @@ from rich.console import Console
 
 from banditlb.commands.common import fail, resolve_scenarios, resolve_strategies
 from banditlb.harness import MatrixConfig, RunResult
-from banditlb.harness.report import print_results, run_with_progress
+from banditlb.harness.live_report import print_results, run_with_progress
 from banditlb.harness.services import Services, running_services
 from banditlb.store import DEFAULT_DATA_DIR, Store
 

@@ -19,7 +19,6 @@ from banditlb.commands.common import (
     parse_rules,
 )
 from banditlb.fleet.scenario import ScenarioError, load_scenario
-from banditlb.policies import parse_params
 from banditlb.proxy.admin import TOKEN_ENV, is_loopback
 from banditlb.proxy.app import create_app
 from banditlb.proxy.config import (
@@ -29,6 +28,7 @@ from banditlb.proxy.config import (
     split_upstreams,
 )
 from banditlb.proxy.runner import READY_PREFIX, bind, make_server, url_of
+from banditlb.strategies import parse_params
 
 
 def _exit_quietly(signum: int, frame) -> NoReturn:

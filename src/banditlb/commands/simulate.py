@@ -20,9 +20,9 @@ from banditlb.commands.common import (
     resolve_scenarios,
     resolve_strategies,
 )
-from banditlb.policies import parse_params, strategy_class
 from banditlb.sim.matrix import run_matrix
 from banditlb.sim.report import plot_regret, print_json, print_markdown, print_tables
+from banditlb.strategies import parse_params, strategy_class
 
 
 def simulate_command(

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from banditlb.attempts import Rules
 from banditlb.fleet.scenario import Scenario, ScenarioError, load_scenario
-from banditlb.routing import Rules
 from banditlb.sim.engine import simulate
 
 MAX_ORACLE_REQUESTS = 200_000

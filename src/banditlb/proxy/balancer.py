@@ -11,16 +11,16 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
+from banditlb.attempts import OK, UNAVAILABLE, RouteResult, route
 from banditlb.outcomes import Attempt, Outcome
-from banditlb.policies import alias_of, canonical_name, make_policy
-from banditlb.policies.base import Policy
 from banditlb.proxy.config import LbConfig, Upstream
 from banditlb.proxy.counters import RunCounters
 from banditlb.proxy.events import EventHub
 from banditlb.proxy.recorder import Recorder
 from banditlb.proxy.upstream import UpstreamClient
-from banditlb.routing import OK, UNAVAILABLE, RouteResult, route
 from banditlb.store import AttemptRow
+from banditlb.strategies import alias_of, canonical_name, make_policy
+from banditlb.strategies.base import Policy
 
 
 class SwitchError(ValueError):

@@ -6,7 +6,7 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from banditlb.routing import Rules
+from banditlb.attempts import Rules
 
 MAX_UPSTREAMS = 1024
 

@@ -6,9 +6,9 @@ one event loop); readers build their views from them when asked.
 
 from __future__ import annotations
 
+from banditlb.attempts import OK, UNAVAILABLE, RouteResult, Rules
 from banditlb.outcomes import Attempt, Outcome
 from banditlb.proxy.histogram import ATTEMPT_BOUNDS_MS, REQUEST_BOUNDS_MS, Histogram
-from banditlb.routing import OK, UNAVAILABLE, RouteResult, Rules
 
 REQUEST_RESULTS = ("ok", "gave_up", "unavailable", "rejected")
 """Request results as Prometheus labels; "rejected" is bad input answered 4xx."""

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import uvicorn
 
+from banditlb.attempts import Rules
 from banditlb.proxy.admin import TOKEN_ENV
 from banditlb.proxy.app import BalancerApp, create_app
 from banditlb.proxy.config import LbConfig, resolve_upstreams
 from banditlb.proxy.protocol import BalancerHttpProtocol
-from banditlb.routing import Rules
 
 READY_PREFIX = "banditlb lb listening on "
 START_TIMEOUT_S = 30.0

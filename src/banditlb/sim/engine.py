@@ -12,11 +12,11 @@ import heapq
 import math
 from dataclasses import dataclass, field
 
+from banditlb.attempts import OK, RequestRoute, Rules
 from banditlb.fleet.models import ServerModel
 from banditlb.fleet.scenario import Scenario
 from banditlb.outcomes import CONN_ERROR, RATE_LIMITED, TIMEOUT, Attempt, Outcome
-from banditlb.policies import make_policy
-from banditlb.routing import OK, RequestRoute, Rules
+from banditlb.strategies import make_policy
 
 _tuple_new = tuple.__new__
 """Attempt(...) without the NamedTuple's Python-level __new__ (half its cost): one per attempt."""

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from banditlb.attempts import Rules
 from banditlb.fleet.scenario import Scenario
-from banditlb.policies import canonical_name
-from banditlb.routing import Rules
 from banditlb.sim.engine import RunStats, simulate
 from banditlb.stats import mean_ci95
+from banditlb.strategies import canonical_name
 
 ORACLE = "oracle"
 

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from banditlb.outcomes import Outcome
-from banditlb.policies.base import Context
-from banditlb.policies.counts import Tally
-from banditlb.policies.habit import Quarantine, RetryHabit
-from banditlb.policies.posterior import BetaPosteriors
+from banditlb.strategies.base import Context
+from banditlb.strategies.counts import Tally
+from banditlb.strategies.habit import Quarantine, RetryHabit
+from banditlb.strategies.posterior import BetaPosteriors
 
 
 class Thompson(RetryHabit):

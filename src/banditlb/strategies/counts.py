@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from banditlb.outcomes import ACCEPTED, RATE_LIMITED, Outcome
-from banditlb.policies.base import Policy
+from banditlb.strategies.base import Policy
 
 NO_DATA_RATE = 0.5
 """Estimate for a server never tried: no evidence either way."""

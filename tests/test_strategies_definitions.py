@@ -8,8 +8,8 @@ from collections import Counter
 import pytest
 
 from banditlb.outcomes import Outcome
-from banditlb.policies import make_policy
-from banditlb.policies.base import Context
+from banditlb.strategies import make_policy
+from banditlb.strategies.base import Context
 
 A, F, L = Outcome.ACCEPTED, Outcome.FAILED, Outcome.RATE_LIMITED
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from banditlb.policies.base import Context
-from banditlb.policies.counts import CountingPolicy
-from banditlb.policies.habit import RetryHabit
+from banditlb.strategies.base import Context
+from banditlb.strategies.counts import CountingPolicy
+from banditlb.strategies.habit import RetryHabit
 
 
 class UCB(CountingPolicy, RetryHabit):

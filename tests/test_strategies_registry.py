@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from banditlb.policies import (
+from banditlb.strategies import (
     UnknownStrategy,
     alias_of,
     canonical_name,
@@ -125,7 +125,7 @@ def test_the_routers_free_attempts_reach_strategies_that_plan_around_them():
 
 def test_auto_survives_a_clock_far_from_zero_and_long_quiet_spells():
     from banditlb.outcomes import Outcome
-    from banditlb.policies.base import Context
+    from banditlb.strategies.base import Context
 
     policy = make_policy("auto", 3)
     start = 1e6  # a live balancer's monotonic clock after days of uptime

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from banditlb.policies.base import Context, Policy
+from banditlb.strategies.base import Context, Policy
 
 
 class Quarantine:

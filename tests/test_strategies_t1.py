@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
+from banditlb.attempts import RequestRoute, Rules, score
 from banditlb.fleet.scenario import load_scenario
 from banditlb.outcomes import Attempt, Outcome
-from banditlb.policies import make_policy
-from banditlb.routing import RequestRoute, Rules, score
+from banditlb.strategies import make_policy
 
 REQUESTS = 2000
 

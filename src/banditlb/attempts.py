@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from banditlb.outcomes import ACCEPTED, Attempt
-from banditlb.policies.base import Context, Policy
+from banditlb.strategies.base import Context, Policy
 
 
 @dataclass(frozen=True, slots=True)

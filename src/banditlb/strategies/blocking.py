@@ -8,8 +8,8 @@ when all are blocked, the one whose block ends first. A 429 is not a failure.
 
 from __future__ import annotations
 
-from banditlb.policies.habit import Quarantine
-from banditlb.policies.thompson import Thompson
+from banditlb.strategies.habit import Quarantine
+from banditlb.strategies.thompson import Thompson
 
 
 class Blocking(Thompson):

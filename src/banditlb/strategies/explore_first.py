@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from banditlb.outcomes import Outcome
-from banditlb.policies.base import Context
-from banditlb.policies.counts import Tally
-from banditlb.policies.habit import RetryHabit
-from banditlb.policies.posterior import BetaPosteriors
+from banditlb.strategies.base import Context
+from banditlb.strategies.counts import Tally
+from banditlb.strategies.habit import RetryHabit
+from banditlb.strategies.posterior import BetaPosteriors
 
 
 class ExploreFirst(RetryHabit):

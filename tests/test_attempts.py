@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from banditlb.attempts import GAVE_UP, OK, UNAVAILABLE, RequestRoute, Rules, route, score
 from banditlb.outcomes import Attempt, Outcome
-from banditlb.policies.base import Context, Policy
-from banditlb.routing import GAVE_UP, OK, UNAVAILABLE, RequestRoute, Rules, route, score
+from banditlb.strategies.base import Context, Policy
 
 
 class Scripted(Policy):

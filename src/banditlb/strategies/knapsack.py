@@ -30,8 +30,8 @@ import math
 from collections.abc import Sequence
 
 from banditlb.outcomes import RATE_LIMITED, Outcome
-from banditlb.policies.base import Context
-from banditlb.policies.counts import CountingPolicy
+from banditlb.strategies.base import Context
+from banditlb.strategies.counts import CountingPolicy
 
 
 class KnapsackPolicy(CountingPolicy):

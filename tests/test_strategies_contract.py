@@ -7,10 +7,10 @@ import json
 
 import pytest
 
+from banditlb.attempts import RequestRoute, Rules
 from banditlb.outcomes import Attempt, Outcome
-from banditlb.policies import make_policy
-from banditlb.policies.base import Context
-from banditlb.routing import RequestRoute, Rules
+from banditlb.strategies import make_policy
+from banditlb.strategies.base import Context
 
 WRITE_UP = ["v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10",
             "random", "round-robin", "epsilon-greedy", "exp3", "oracle"]

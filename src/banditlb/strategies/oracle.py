@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from banditlb.policies.base import Context
-from banditlb.policies.counts import CountingPolicy
+from banditlb.strategies.base import Context
+from banditlb.strategies.counts import CountingPolicy
 
 
 class TrueState(Protocol):

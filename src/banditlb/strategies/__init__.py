@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import cache
 from importlib import import_module
 
-from banditlb.policies.base import Context, Policy
+from banditlb.strategies.base import Context, Policy
 
 __all__ = ["Context", "Policy", "UnknownStrategy", "alias_of", "canonical_name", "make_policy",
            "parse_params", "strategy_class", "strategy_names"]
@@ -33,7 +33,7 @@ STRATEGIES: tuple[str, ...] = (
     "baselines.Exp3",
     "oracle.Oracle",
 )
-"""Every strategy as "module.Class" under banditlb.policies, in display order: our default
+"""Every strategy as "module.Class" under banditlb.strategies, in display order: our default
 first, then v1..v10, the baselines and the oracle last."""
 
 
@@ -46,7 +46,7 @@ def _classes() -> tuple[type[Policy], ...]:
     found = []
     for entry in STRATEGIES:
         module, cls = entry.rsplit(".", 1)
-        found.append(getattr(import_module(f"banditlb.policies.{module}"), cls))
+        found.append(getattr(import_module(f"banditlb.strategies.{module}"), cls))
     return tuple(found)
 
 

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
-from banditlb.harness.matrix import MatrixConfig, RunResult, iter_runs
+from banditlb.harness.live_runs import MatrixConfig, RunResult, iter_runs
 from banditlb.store import RequestRow
 
 

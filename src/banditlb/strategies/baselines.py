@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from itertools import accumulate
 
 from banditlb.outcomes import ACCEPTED, Outcome
-from banditlb.policies.base import Context
-from banditlb.policies.counts import CountingPolicy
+from banditlb.strategies.base import Context
+from banditlb.strategies.counts import CountingPolicy
 
 
 class RandomChoice(CountingPolicy):

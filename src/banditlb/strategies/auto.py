@@ -28,8 +28,8 @@ import math
 from collections import deque
 
 from banditlb.outcomes import ACCEPTED, CONN_ERROR, RATE_LIMITED, Outcome
-from banditlb.policies.base import Context, Policy
-from banditlb.policies.posterior import BetaPosteriors
+from banditlb.strategies.base import Context, Policy
+from banditlb.strategies.posterior import BetaPosteriors
 
 MAX_DOUBLINGS = 30.0
 """Regrowth stops here (a billion times the refused rate: unpaced in practice), so a

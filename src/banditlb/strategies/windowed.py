@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from banditlb.policies.thompson import ThompsonMasked
+from banditlb.strategies.thompson import ThompsonMasked
 
 
 class SlidingWindow(ThompsonMasked):
