@@ -7,8 +7,9 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
-from banditlb.attempts import Rules
+from banditlb.arrivals import Arrivals, ArrivalsError, parse_arrivals
 from banditlb.fleet.scenario import Scenario, ScenarioError, load_scenario
+from banditlb.rules import Rules
 from banditlb.strategies import canonical_name, strategy_names
 
 CHALLENGE_SCENARIOS = ("T1", "T2", "T3")
@@ -19,6 +20,15 @@ PenaltyWeight = Annotated[float, typer.Option(
 FreeAttempts = Annotated[int, typer.Option(min=0, help="Attempts per id that cost nothing.")]
 MaxAttempts = Annotated[int, typer.Option(min=1, help="Hard cap of attempts per id.")]
 AttemptTimeoutMs = Annotated[float, typer.Option(min=1, help="Per-attempt timeout.")]
+DeadlineMs = Annotated[float, typer.Option(
+    min=1, help="Per-id deadline: attempts and waits for capacity end by then.")]
+MaxWaiting = Annotated[int, typer.Option(
+    min=0, help="Ids that may wait for capacity at once; beyond, the answer is 503 with "
+                "Retry-After.")]
+ArrivalsOption = Annotated[str, typer.Option(
+    help="How ids are sent, at a mean of --rps: uniform, poisson (seeded), burst:N (N at "
+         "once), closed:N (N clients, each sending its next id once its previous one is "
+         "answered) or trace:FILE (send times in seconds, one per line).")]
 
 
 def fail(message: str) -> NoReturn:
@@ -62,4 +72,12 @@ def parse_rules(penalty_weight: float, free_attempts: int, max_attempts: int,
                      max_attempts=max_attempts, attempt_timeout_s=attempt_timeout_ms / 1000,
                      deadline_s=None if deadline_ms is None else deadline_ms / 1000)
     except ValueError as exc:
+        fail(str(exc))
+
+
+def arrivals_option(spec: str) -> Arrivals:
+    """The --arrivals value, or exit 2 with the accepted forms."""
+    try:
+        return parse_arrivals(spec)
+    except ArrivalsError as exc:
         fail(str(exc))

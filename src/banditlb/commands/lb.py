@@ -12,8 +12,10 @@ from rich.console import Console
 
 from banditlb.commands.common import (
     AttemptTimeoutMs,
+    DeadlineMs,
     FreeAttempts,
     MaxAttempts,
+    MaxWaiting,
     PenaltyWeight,
     fail,
     parse_rules,
@@ -22,6 +24,7 @@ from banditlb.fleet.scenario import ScenarioError, load_scenario
 from banditlb.proxy.admin import TOKEN_ENV, is_loopback
 from banditlb.proxy.app import create_app
 from banditlb.proxy.config import (
+    DEFAULT_MAX_RETRY_AFTER_S,
     LbConfig,
     read_upstreams_file,
     resolve_upstreams,
@@ -29,6 +32,7 @@ from banditlb.proxy.config import (
 )
 from banditlb.proxy.runner import READY_PREFIX, bind, make_server, url_of
 from banditlb.strategies import parse_params
+from banditlb.waitlist import DEFAULT_MAX_WAITING
 
 
 def _exit_quietly(signum: int, frame) -> NoReturn:
@@ -68,7 +72,11 @@ def lb_command(
     free_attempts: FreeAttempts = 3,
     max_attempts: MaxAttempts = 10,
     attempt_timeout_ms: AttemptTimeoutMs = 1000.0,
-    deadline_ms: Annotated[float, typer.Option(min=1, help="Per-request deadline.")] = 5000.0,
+    deadline_ms: DeadlineMs = 5000.0,
+    max_waiting: MaxWaiting = DEFAULT_MAX_WAITING,
+    max_retry_after: Annotated[float, typer.Option(
+        min=0, help="Seconds: an upstream's Retry-After is believed up to this long (a "
+                    "larger value is cut to it and counted).")] = DEFAULT_MAX_RETRY_AFTER_S,
     param: Annotated[list[str] | None, typer.Option(help="Strategy parameter k=v "
                                                     "(repeatable).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the strategy's random choices.")] = 0,
@@ -89,7 +97,8 @@ def lb_command(
         params = parse_params(param or [])
         resolved = resolve_upstreams(_upstream_names(upstreams, upstreams_file, scenario))
         app = create_app(LbConfig(resolved, strategy, params, seed, rules, scenario, host, port,
-                                  data_dir, fleet_url, admin_token))
+                                  data_dir, fleet_url, admin_token, max_waiting,
+                                  max_retry_after))
     except ValueError as exc:  # unknown strategy, bad --param, bad upstreams
         fail(str(exc))
     if not is_loopback(host) and not admin_token:

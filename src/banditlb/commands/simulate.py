@@ -11,10 +11,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
 from banditlb.commands.common import (
+    ArrivalsOption,
     AttemptTimeoutMs,
+    DeadlineMs,
     FreeAttempts,
     MaxAttempts,
+    MaxWaiting,
     PenaltyWeight,
+    arrivals_option,
     fail,
     parse_rules,
     resolve_scenarios,
@@ -22,7 +26,7 @@ from banditlb.commands.common import (
 )
 from banditlb.sim.matrix import run_matrix
 from banditlb.sim.report import plot_regret, print_json, print_markdown, print_tables
-from banditlb.strategies import parse_params, strategy_class
+from banditlb.strategies import parse_params, strategy_spec
 
 
 def simulate_command(
@@ -33,14 +37,15 @@ def simulate_command(
         help="Comma-separated presets or .toml files, or 'all' for T1,T2,T3.")] = "T1,T2,T3",
     requests: Annotated[int, typer.Option(min=1, help="Requests per run.")] = 1000,
     seeds: Annotated[int, typer.Option(min=1, help="Runs per (strategy, scenario); "
-                                       "seeds 0..N-1 for fleet and policy.")] = 20,
+                                       "seeds 0..N-1 for fleet and strategy.")] = 20,
     rps: Annotated[float, typer.Option(min=0.001, help="Arrival rate in virtual time.")] = 10.0,
     penalty_weight: PenaltyWeight = 1.0,
     free_attempts: FreeAttempts = 3,
     max_attempts: MaxAttempts = 10,
     attempt_timeout_ms: AttemptTimeoutMs = 1000.0,
-    deadline_ms: Annotated[float | None, typer.Option(min=1, help="Per-request deadline "
-                                                      "(none by default).")] = None,
+    deadline_ms: DeadlineMs = 5000.0,
+    arrivals: ArrivalsOption = "uniform",
+    max_waiting: MaxWaiting = 1000,
     param: Annotated[list[str] | None, typer.Option(
         help="Strategy parameter k=v (repeatable); applied to every chosen strategy that "
              "has it.")] = None,
@@ -57,13 +62,14 @@ def simulate_command(
     err = Console(stderr=True)
     names = resolve_strategies(strategies, include_oracle=True)
     chosen = resolve_scenarios(scenarios)
+    sends = arrivals_option(arrivals)
     rules = parse_rules(penalty_weight, free_attempts, max_attempts, attempt_timeout_ms,
                         deadline_ms)
     try:
         params = parse_params(param or [])
     except ValueError as exc:
         fail(str(exc))
-    known = {name: set(strategy_class(name).param_defaults()) for name in names}
+    known = {name: set(strategy_spec(name).param_defaults()) for name in names}
     unused = set(params) - set().union(*known.values())
     if unused:
         fail(f"no chosen strategy has parameter(s) {', '.join(sorted(unused))}")
@@ -78,7 +84,8 @@ def simulate_command(
         task = bar.add_task("simulating", total=None)
         summaries = run_matrix(names, chosen, range(seeds), requests, rps, rules, params_for,
                                workers, lambda done, total: bar.update(task, completed=done,
-                                                                       total=total))
+                                                                       total=total),
+                               sends, max_waiting)
     elapsed = time.perf_counter() - started
     if json_out:
         print_json(summaries)
@@ -87,6 +94,7 @@ def simulate_command(
     else:
         print_tables(Console(), summaries)
     err.print(f"[dim]{len(summaries)} rows, {seeds} seeds x {requests} requests, "
+              f"arrivals {sends.label}, "
               f"{elapsed:.1f} s[/dim]")
     if plot:
         plot_regret(summaries, plot)

@@ -248,6 +248,13 @@ _tuple_new = tuple.__new__
 makes one per attempt."""
 
 
+def wire_retry_after(seconds: float) -> int:
+    """Retry-After as it goes on the wire: whole seconds (RFC 9110 delta-seconds), rounded
+    up so a client that believes it is not refused again. The live fleet sends this and
+    the simulator hands it over unchanged, so both mean the same."""
+    return max(0, math.ceil(seconds))
+
+
 class ServerModel:
     """One upstream: fault, then rate limit (fast 429, no success draw), then success draw."""
 
@@ -267,7 +274,8 @@ class ServerModel:
             return REFUSED if self.fault == "refuse" else HUNG
         if not self.limiter.admit(now):
             if self.send_retry_after:
-                return Reply(429, FAST_REPLY_S, retry_after_s=self.limiter.retry_after(now))
+                return Reply(429, FAST_REPLY_S,
+                             retry_after_s=wire_retry_after(self.limiter.retry_after(now)))
             return TOO_MANY
         status = 200 if self.success.draw(now) else 500
         return _tuple_new(Reply, (status, self.latency.draw(), None, None))
@@ -279,6 +287,12 @@ class ServerModel:
     def available(self, now: float) -> bool:
         """Would the server admit a request now? Does not consume capacity."""
         return self.fault is None and self.limiter.peek(now)
+
+    def admits_in(self, now: float) -> float:
+        """Seconds until the server admits a request (0 when it would now; inf for a fault)."""
+        if self.fault is not None:
+            return math.inf
+        return 0.0 if self.limiter.peek(now) else max(1e-3, self.limiter.retry_after(now))
 
     def truth(self, now: float) -> dict:
         return {"port": self.port, "success": self.true_success(now), "fault": self.fault,

@@ -9,7 +9,6 @@ never bound (see live.py).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 from banditlb.fleet.http import (
@@ -63,7 +62,7 @@ def reply_response(reply: Reply) -> Response:
     """The HTTP answer to a model's reply (not for faults)."""
     headers = ()
     if reply.retry_after_s is not None:
-        headers = (("Retry-After", str(math.ceil(reply.retry_after_s))),)
+        headers = (("Retry-After", str(reply.retry_after_s)),)
     return Response(reply.status, BODIES.get(reply.status, BODIES[500]), headers,
                     reply.latency_s)
 

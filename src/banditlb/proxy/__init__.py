@@ -1,1 +1,1 @@
-"""The balancer service: an ASGI app that routes each id through a learning policy."""
+"""The balancer service: an ASGI app that routes each id through a learning strategy."""

@@ -207,13 +207,13 @@ async def admin_strategy(request: Request, balancer: Balancer) -> dict:
     lane = await balancer.switch(doc["strategy"], doc.get("params"), upstreams,
                                  doc.get("scenario"), doc.get("run_id"), doc.get("session"),
                                  doc.get("seed"))
-    return {"ok": True, "run_id": lane.run_id, "strategy": lane.strategy,
+    return {"ok": True, "run_id": lane.run_id, "strategy": lane.name,
             "upstreams": [u.name for u in lane.upstreams]}
 
 
 async def admin_reset(request: Request, balancer: Balancer) -> dict:
     balancer.reset()
-    return {"ok": True, "run_id": balancer.lane.run_id, "strategy": balancer.lane.strategy}
+    return {"ok": True, "run_id": balancer.lane.run_id, "strategy": balancer.lane.name}
 
 
 async def admin_flush(request: Request, balancer: Balancer) -> dict:

@@ -1,47 +1,75 @@
 """The balancer's core, without HTTP: route an id, count it, record it, switch runs.
 
-Everything that changes together on /admin/strategy (policy, upstream clients,
-counters, run id) lives in one `Lane`; a request keeps the lane it started on, so
-a switch is a single assignment and in-flight requests finish where they began.
+Everything that changes together on /admin/strategy (strategy, upstream clients,
+counters, waiting ids, run id, clock) lives in one `Lane`; a request keeps the lane
+it started on, so a switch is a single assignment and in-flight requests finish
+where they began. Time as the strategy sees it starts at the lane's start (one
+clock for the router, the upstream clients and the waiting ids), never at the
+host's uptime.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from dataclasses import dataclass, field
 
-from banditlb.attempts import OK, UNAVAILABLE, RouteResult, route
+from banditlb.attempts import OK, UNAVAILABLE, AttemptLoop, RouteResult, run_attempts
 from banditlb.outcomes import Attempt, Outcome
 from banditlb.proxy.config import LbConfig, Upstream
 from banditlb.proxy.counters import RunCounters
 from banditlb.proxy.events import EventHub
+from banditlb.proxy.holding import Holding
 from banditlb.proxy.recorder import Recorder
 from banditlb.proxy.upstream import UpstreamClient
 from banditlb.store import AttemptRow
-from banditlb.strategies import alias_of, canonical_name, make_policy
-from banditlb.strategies.base import Policy
+from banditlb.strategies import Strategy, canonical_name, make_strategy
 
 
 class SwitchError(ValueError):
     """An /admin/strategy request that cannot be applied; the message says why."""
 
 
+class LaneClock:
+    """Seconds since the lane started, and the wall-clock time of such a moment."""
+
+    __slots__ = ("origin", "wall_origin")
+
+    def __init__(self):
+        self.origin = time.monotonic()
+        self.wall_origin = time.time()
+
+    def __call__(self) -> float:
+        return time.monotonic() - self.origin
+
+    def wall(self, t: float) -> float:
+        return self.wall_origin + t
+
+
 @dataclass
 class Lane:
     """One run of one strategy over one set of upstreams."""
 
-    strategy: str
-    params: dict
+    strategy: Strategy
     seed: int
     scenario: str | None
     upstreams: list[Upstream]
     clients: list[UpstreamClient]
-    policy: Policy
     counters: RunCounters
+    clock: LaneClock
+    holding: Holding
     run_id: int | None = None
     session_id: int | None = None
     last_request: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.strategy.name
+
+    @property
+    def params(self) -> dict:
+        return self.strategy.params
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +81,9 @@ class Answer:
     headers: dict = field(default_factory=dict)
 
 
-def build_policy(strategy: str, n_servers: int, seed: int, params: dict,
-                 free_attempts: int) -> tuple[str, Policy]:
-    """(canonical name, fresh policy); SwitchError for names or parameters that do not fit."""
+def build_strategy(strategy: str, n_servers: int, seed: int, params: dict,
+                   config: LbConfig) -> Strategy:
+    """A fresh strategy; SwitchError for names or parameters that do not fit."""
     try:
         name = canonical_name(strategy)
     except ValueError as exc:
@@ -64,8 +92,9 @@ def build_policy(strategy: str, n_servers: int, seed: int, params: dict,
         raise SwitchError("the oracle exists only in the simulator (it reads the fleet's "
                           "true state); pick a learning strategy")
     try:
-        return name, make_policy(name, n_servers, seed=seed, params=params,
-                                 free_attempts=free_attempts)
+        return make_strategy(name, n_servers, seed=seed, params=params,
+                             free_attempts=config.rules.free_attempts,
+                             max_retry_after_s=config.max_retry_after_s)
     except ValueError as exc:
         raise SwitchError(str(exc)) from exc
     except (TypeError, OverflowError) as exc:  # a value the strategy's arithmetic cannot take
@@ -78,7 +107,6 @@ class Balancer:
         self.rules = config.rules
         self.events = events
         self.recorder: Recorder | None = None
-        self._wall_offset = time.time() - time.monotonic()
         self._switching = asyncio.Lock()
         self.lane = self._new_lane(config.strategy, config.params, config.seed,
                                    config.scenario, config.upstreams)
@@ -88,7 +116,7 @@ class Balancer:
         self.recorder = await asyncio.to_thread(Recorder, self.config.data_dir)
         lane = self.lane
         lane.run_id, lane.session_id = await asyncio.to_thread(
-            self.recorder.start_run, lane.strategy, lane.scenario, lane.params, lane.seed)
+            self.recorder.start_run, lane.name, lane.scenario, lane.params, lane.seed)
 
     async def stop(self) -> None:
         """End the run and flush every attempt (after the server drained its requests)."""
@@ -100,28 +128,37 @@ class Balancer:
             await asyncio.to_thread(self.recorder.close)
 
     async def submit(self, request_id: str) -> Answer:
-        """Route one valid id through the lane's policy; never raises for upstream trouble."""
+        """Route one valid id through the lane's strategy; never raises for upstream trouble."""
         lane = self.lane
         lane.last_request += 1
         number = lane.last_request
-        counters, clients, events = lane.counters, lane.clients, self.events
+        counters, clients, events, clock = lane.counters, lane.clients, self.events, lane.clock
         sent = 0
 
         async def send(server: int, timeout_s: float) -> Attempt:
             nonlocal sent
             sent += 1
-            attempt = await clients[server].send(request_id, timeout_s)
+            attempt = await clients[server].send(request_id, timeout_s, clock)
             counters.attempt(attempt)
             if events.listening:
                 events.publish("attempt", self._attempt_event(lane, number, sent, request_id,
                                                               attempt))
             return attempt
 
-        started = time.monotonic()
-        result = await route(lane.policy, self.rules, send, time.monotonic)
+        holding = lane.holding
+
+        async def hold(loop: AttemptLoop, until: float) -> bool:
+            return await holding.hold(loop, until)
+
+        started = clock()
+        loop = AttemptLoop(lane.strategy, self.rules, started)
+        try:
+            result = await run_attempts(loop, send, clock, hold)
+        finally:
+            holding.forget(loop)
         unreachable = result.status != OK and bool(result.attempts) and all(
             a.outcome is Outcome.CONN_ERROR for a in result.attempts)
-        counters.finished(result, time.monotonic() - started, unreachable)
+        counters.finished(result, clock() - started, unreachable)
         self._record(lane, number, request_id, result)
         return self._answer(lane, result, unreachable)
 
@@ -147,7 +184,7 @@ class Balancer:
                                         old.counters.summary())
                 try:
                     lane.run_id, lane.session_id = await asyncio.to_thread(
-                        self.recorder.start_run, lane.strategy, lane.scenario, lane.params,
+                        self.recorder.start_run, lane.name, lane.scenario, lane.params,
                         lane.seed, run_id, session)
                 except LookupError as exc:
                     raise SwitchError(str(exc)) from exc
@@ -160,8 +197,8 @@ class Balancer:
     def reset(self) -> None:
         """Fresh learning for the current strategy; same run, same counters."""
         lane = self.lane
-        _, lane.policy = build_policy(lane.strategy, len(lane.upstreams), lane.seed,
-                                      lane.params, self.rules.free_attempts)
+        lane.strategy = build_strategy(lane.name, len(lane.upstreams), lane.seed,
+                                       lane.params, self.config)
 
     async def flush(self) -> dict:
         """Wait until every attempt recorded so far is committed to the store."""
@@ -173,38 +210,43 @@ class Balancer:
                 "dropped": recorder.dropped}
 
     def snapshot(self) -> dict:
-        """The SNAPSHOT of contract B: counters, estimates, latency and the policy's view."""
-        lane, now = self.lane, time.monotonic()
-        c, policy = lane.counters, lane.policy
+        """The SNAPSHOT of contract B: counters, estimates, latency, waiting ids and the
+        strategy's view."""
+        lane = self.lane
+        now = lane.clock()
+        c, strategy = lane.counters, lane.strategy
         servers = [{"index": i, "upstream": u.name, "attempts": s.attempts,
                     "accepted": s.accepted, "failed": s.failed, "rate_limited": s.rate_limited,
                     "timeouts": s.timeouts, "conn_errors": s.conn_errors,
-                    "estimate": round(policy.estimate(i, now), 4)}
+                    "estimate": round(strategy.estimate(i, now), 4)}
                    for i, (u, s) in enumerate(zip(lane.upstreams, c.servers, strict=True))]
         recorder = self.recorder
         return {
-            "t": time.time(), "strategy": lane.strategy, "alias": alias_of(lane.strategy),
+            "t": time.time(), "strategy": lane.name, "alias": strategy.alias,
             "params": lane.params, "scenario": lane.scenario, "run_id": lane.run_id,
             "session_id": lane.session_id, "requests": c.requests, "accepted": c.accepted,
             "gave_up": c.gave_up, "unavailable": c.unavailable, "rejected": c.rejected,
             "attempts": c.attempts, "penalized": c.penalized, "rate_limited": c.rate_limited,
             "score": c.score, "penalty_weight": self.rules.penalty_weight,
             "free_attempts": self.rules.free_attempts, "servers": servers,
-            "latency_ms": c.latency_view(), "fleet_url": self.config.fleet_url,
+            "latency_ms": c.latency_view(),
+            "waiting": c.waiting_view(lane.holding.waiting, self.config.max_waiting),
+            "fleet_url": self.config.fleet_url,
             "recording": recorder is not None and recorder.recording,
             "dropped": recorder.dropped if recorder is not None else 0,
-            "policy": policy.snapshot(now),
+            "beliefs": strategy.snapshot(now),
         }
 
     def _new_lane(self, strategy: str, params: dict, seed: int, scenario: str | None,
                   upstreams: list[Upstream],
                   clients: list[UpstreamClient] | None = None) -> Lane:
-        name, policy = build_policy(strategy, len(upstreams), seed, params,
-                                    self.rules.free_attempts)
+        chosen = build_strategy(strategy, len(upstreams), seed, params, self.config)
         if clients is None:
             clients = [UpstreamClient(i, u) for i, u in enumerate(upstreams)]
-        return Lane(name, policy.params, seed, scenario, upstreams, clients, policy,
-                    RunCounters(len(upstreams), self.rules))
+        clock = LaneClock()
+        return Lane(chosen, seed, scenario, upstreams, clients,
+                    RunCounters(len(upstreams), self.rules), clock,
+                    Holding(self.config.max_waiting, clock))
 
     def _attempt_event(self, lane: Lane, number: int, attempt_number: int, request_id: str,
                        attempt: Attempt) -> dict:
@@ -213,7 +255,7 @@ class Balancer:
                 "upstream": lane.upstreams[attempt.server].name,
                 "outcome": attempt.outcome.value, "status": attempt.status,
                 "latency_ms": round(attempt.latency_s * 1000.0, 3),
-                "t": self._wall_offset + attempt.started_at}
+                "t": lane.clock.wall(attempt.started_at)}
 
     def _record(self, lane: Lane, number: int, request_id: str, result: RouteResult) -> None:
         recorder = self.recorder
@@ -225,7 +267,7 @@ class Balancer:
             upstream = lane.upstreams[a.server]
             recorder.put(AttemptRow(lane.run_id, number, k, request_id, upstream.name,
                                     upstream.port, a.outcome.value, a.status,
-                                    a.latency_s * 1000.0, self._wall_offset + a.started_at,
+                                    a.latency_s * 1000.0, lane.clock.wall(a.started_at),
                                     k == last, k == last and accepted))
 
     def _answer(self, lane: Lane, result: RouteResult, unreachable: bool) -> Answer:
@@ -234,9 +276,24 @@ class Balancer:
             server = lane.upstreams[result.server].name
             return Answer(200, {"status": "ok", "server": server, "attempts": n})
         if result.status == UNAVAILABLE or unreachable:
-            reason = ("no upstream accepted a connection (every attempt was refused)" if unreachable
-                      else "no upstream is usable right now (all rate limited or down)")
+            if unreachable:
+                reason = "no upstream accepted a connection (every attempt was refused)"
+            elif result.retry_after_s is not None:
+                reason = (f"too many ids already wait for capacity (at most "
+                          f"{self.config.max_waiting}); retry after the time given")
+            else:
+                reason = "no upstream is usable right now (all rate limited or down)"
+            wait = result.retry_after_s
+            if wait is None:
+                wait = self._capacity_in(lane)
             return Answer(503, {"status": "unavailable", "attempts": n, "reason": reason},
-                          {"Retry-After": "1"})
+                          {"Retry-After": str(max(1, math.ceil(wait)))})
         return Answer(502, {"status": "error", "attempts": n, "last": result.last.outcome.value})
 
+
+    @staticmethod
+    def _capacity_in(lane: Lane) -> float:
+        """Seconds until the admission layer expects some upstream to admit again."""
+        now, admission = lane.clock(), lane.strategy.admission
+        soonest = min(admission.next_admit(s, now, True) for s in range(lane.strategy.n))
+        return min(soonest - now, 3600.0) if soonest != math.inf else 60.0

@@ -6,7 +6,10 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from banditlb.attempts import Rules
+from banditlb.rules import Rules
+from banditlb.waitlist import DEFAULT_MAX_WAITING
+
+DEFAULT_MAX_RETRY_AFTER_S = 60.0
 
 MAX_UPSTREAMS = 1024
 
@@ -38,6 +41,10 @@ class LbConfig:
     data_dir: Path = Path(".banditlb")
     fleet_url: str | None = None
     admin_token: str | None = None
+    max_waiting: int = DEFAULT_MAX_WAITING
+    """Ids that may wait for capacity at once; beyond, 503 with Retry-After."""
+    max_retry_after_s: float = DEFAULT_MAX_RETRY_AFTER_S
+    """An upstream's Retry-After is believed up to this long."""
 
 
 def split_upstreams(spec: str) -> list[str]:

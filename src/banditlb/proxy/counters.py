@@ -6,9 +6,10 @@ one event loop); readers build their views from them when asked.
 
 from __future__ import annotations
 
-from banditlb.attempts import OK, UNAVAILABLE, RouteResult, Rules
+from banditlb.attempts import OK, UNAVAILABLE, RouteResult
 from banditlb.outcomes import Attempt, Outcome
 from banditlb.proxy.histogram import ATTEMPT_BOUNDS_MS, REQUEST_BOUNDS_MS, Histogram
+from banditlb.rules import Rules
 
 REQUEST_RESULTS = ("ok", "gave_up", "unavailable", "rejected")
 """Request results as Prometheus labels; "rejected" is bad input answered 4xx."""
@@ -50,8 +51,12 @@ class RunCounters:
         self.rules = rules
         self.requests = self.accepted = self.gave_up = self.unavailable = self.rejected = 0
         self.attempts = self.penalized = self.rate_limited = 0
+        self.waited = self.turned_away = 0
+        """Ids that waited for capacity; ids answered 503 because too many waited."""
         self.servers = [ServerCounters() for _ in range(n_servers)]
         self.latency = Histogram(REQUEST_BOUNDS_MS)
+        self.wait = Histogram(REQUEST_BOUNDS_MS)
+        """Time each id that waited spent waiting, in ms."""
 
     def attempt(self, attempt: Attempt) -> None:
         self.attempts += 1
@@ -67,12 +72,16 @@ class RunCounters:
             self.unavailable += 1
         else:
             self.gave_up += 1
-        self.penalized += max(0, len(result.attempts) - self.rules.free_attempts)
+        self.penalized += self.rules.penalized(len(result.attempts))
         self.latency.add(latency_s * 1000.0)
+        if result.waited_s > 0:
+            self.waited += 1
+            self.wait.add(result.waited_s * 1000.0)
+        self.turned_away += result.retry_after_s is not None
 
     @property
     def score(self) -> float:
-        return self.accepted - self.rules.penalty_weight * self.penalized
+        return self.rules.score(self.accepted, self.penalized)
 
     def results(self) -> dict[str, int]:
         return {"ok": self.accepted, "gave_up": self.gave_up, "unavailable": self.unavailable,
@@ -83,7 +92,8 @@ class RunCounters:
         return {"requests": self.requests, "accepted": self.accepted, "gave_up": self.gave_up,
                 "unavailable": self.unavailable, "rejected": self.rejected,
                 "attempts": self.attempts, "penalized": self.penalized,
-                "rate_limited": self.rate_limited, "score": self.score,
+                "rate_limited": self.rate_limited, "waited": self.waited,
+                "turned_away": self.turned_away, "score": self.score,
                 "penalty_weight": self.rules.penalty_weight,
                 "free_attempts": self.rules.free_attempts}
 
@@ -91,6 +101,13 @@ class RunCounters:
         h = self.latency
         return {"bounds": list(h.bounds), "counts": h.counts, "p50": _ms(h.quantile(0.5)),
                 "p99": _ms(h.quantile(0.99))}
+
+    def waiting_view(self, waiting_now: int, max_waiting: int) -> dict:
+        """Ids waiting for capacity now, how many waited and how long (ms)."""
+        h = self.wait
+        return {"now": waiting_now, "max": max_waiting, "waited": self.waited,
+                "turned_away": self.turned_away, "p50_ms": _ms(h.quantile(0.5)),
+                "p99_ms": _ms(h.quantile(0.99))}
 
 
 def _ms(value: float | None) -> float | None:

@@ -7,7 +7,6 @@ restart when /admin/strategy starts a new run (Prometheus treats it as a reset).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry
@@ -29,11 +28,11 @@ class BalancerCollector:
     def collect(self) -> Iterator[Metric]:
         lane = self.balancer.lane
         counters, names = lane.counters, [u.name for u in lane.upstreams]
-        now = time.monotonic()
+        now = lane.clock()
 
         info = GaugeMetricFamily("banditlb_run_info", "The strategy and run being served.",
                                  labels=["strategy", "scenario", "run_id"])
-        info.add_metric([lane.strategy, lane.scenario or "", str(lane.run_id or "")], 1)
+        info.add_metric([lane.name, lane.scenario or "", str(lane.run_id or "")], 1)
         yield info
 
         requests = CounterMetricFamily("banditlb_requests", "Requests by result.",
@@ -47,13 +46,13 @@ class BalancerCollector:
         latency = HistogramMetricFamily("banditlb_attempt_latency_seconds",
                                         "Upstream attempt latency.", labels=["upstream"])
         estimates = GaugeMetricFamily("banditlb_success_estimate",
-                                      "The policy's current estimate that an attempt succeeds.",
+                                      "Estimate that an attempt sent now is accepted.",
                                       labels=["upstream"])
         for i, (name, server) in enumerate(zip(names, counters.servers, strict=True)):
             for outcome, count in server.by_outcome().items():
                 attempts.add_metric([name, outcome], count)
             latency.add_metric([name], _buckets(server.latency), server.latency.sum / 1000.0)
-            estimates.add_metric([name], lane.policy.estimate(i, now))
+            estimates.add_metric([name], lane.strategy.estimate(i, now))
         yield attempts
         yield latency
         yield estimates
@@ -70,6 +69,22 @@ class BalancerCollector:
         score = GaugeMetricFamily("banditlb_score", "Accepted ids minus weighted penalties.")
         score.add_metric([], counters.score)
         yield score
+
+        waiting = GaugeMetricFamily("banditlb_waiting", "Ids waiting for capacity now.")
+        waiting.add_metric([], lane.holding.waiting)
+        yield waiting
+        waited = CounterMetricFamily("banditlb_waited_requests",
+                                     "Ids that waited for capacity at least once.")
+        waited.add_metric([], counters.waited)
+        yield waited
+        turned = CounterMetricFamily("banditlb_turned_away_requests",
+                                     "Ids answered 503 because too many already waited.")
+        turned.add_metric([], counters.turned_away)
+        yield turned
+        wait = HistogramMetricFamily("banditlb_wait_seconds",
+                                     "Time an id waited for capacity (ids that waited).")
+        wait.add_metric([], _buckets(counters.wait), counters.wait.sum / 1000.0)
+        yield wait
 
 
 def _buckets(histogram: Histogram) -> list[tuple[str, int]]:

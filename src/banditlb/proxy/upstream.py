@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 
 import httptools
@@ -95,9 +96,10 @@ class UpstreamClient:
         self._head = (f"POST / HTTP/1.1\r\nHost: {upstream.name}\r\n"
                       f"Content-Type: application/json\r\nContent-Length: ").encode()
 
-    async def send(self, request_id: str, timeout_s: float) -> Attempt:
-        """One attempt: the outcome, its latency and status; never raises (but on cancel)."""
-        started = time.monotonic()
+    async def send(self, request_id: str, timeout_s: float, clock: Callable[[], float]) -> Attempt:
+        """One attempt: the outcome, its latency and status, timed by the lane's `clock`
+        (the router's); never raises (but on cancel)."""
+        started = clock()
         body = b'{"id":"' + request_id.encode() + b'"}'
         payload = self._head + str(len(body)).encode() + b"\r\n\r\n" + body
         conn = None
@@ -108,16 +110,16 @@ class UpstreamClient:
                     conn = self._idle.pop() if self._idle else await self._connect()
                 status, retry_after, keep_alive = await conn.send(payload)
         except TimeoutError:
-            return self._lost(conn, Outcome.TIMEOUT, started)
+            return self._lost(conn, Outcome.TIMEOUT, started, clock)
         except _BadResponse:
-            return self._lost(conn, Outcome.FAILED, started)
+            return self._lost(conn, Outcome.FAILED, started, clock)
         except OSError:
-            return self._lost(conn, Outcome.CONN_ERROR, started)
+            return self._lost(conn, Outcome.CONN_ERROR, started, clock)
         except BaseException:
             if conn is not None:
                 conn.close()
             raise
-        latency = time.monotonic() - started
+        latency = clock() - started
         self._release(conn, keep_alive)
         return Attempt(self.index, Outcome.from_status(status), started, latency, status,
                        parse_retry_after(retry_after) if status == 429 else None)
@@ -139,10 +141,11 @@ class UpstreamClient:
         else:
             conn.close()
 
-    def _lost(self, conn: _Connection | None, outcome: Outcome, started: float) -> Attempt:
+    def _lost(self, conn: _Connection | None, outcome: Outcome, started: float,
+              clock: Callable[[], float]) -> Attempt:
         if conn is not None:
             conn.close()
-        return Attempt(self.index, outcome, started, time.monotonic() - started)
+        return Attempt(self.index, outcome, started, clock() - started)
 
 
 def parse_retry_after(value: bytes | None, now: float | None = None) -> float | None:

@@ -9,11 +9,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from banditlb.attempts import Rules
+from banditlb.arrivals import Arrivals
 from banditlb.fleet.scenario import Scenario
-from banditlb.sim.engine import RunStats, simulate
+from banditlb.rules import Rules
+from banditlb.sim.engine import UNIFORM, RunStats, simulate
 from banditlb.stats import mean_ci95
 from banditlb.strategies import canonical_name
+from banditlb.waitlist import DEFAULT_MAX_WAITING
 
 ORACLE = "oracle"
 
@@ -27,11 +29,13 @@ class Job:
     rps: float
     rules: Rules
     params: dict
+    arrivals: Arrivals = UNIFORM
+    max_waiting: int = DEFAULT_MAX_WAITING
 
 
 def run_job(job: Job) -> RunStats:
     return simulate(job.strategy, job.scenario, job.seed, job.requests, job.rps, job.rules,
-                    job.params)
+                    job.params, job.arrivals, job.max_waiting)
 
 
 @dataclass
@@ -48,6 +52,12 @@ class Summary:
     accepted_pct: float
     penalized_per_100: float
     rate_limited_per_100: float
+    waited_pct: float = 0.0
+    """Ids that waited for capacity at least once, % of requests."""
+    latency_p50_ms: float = 0.0
+    latency_p99_ms: float = 0.0
+    """Per id from send to answer, the mean over seeds of each run's percentile."""
+    arrivals: str = "uniform"
     regret_mean: np.ndarray | None = None
     """Mean cumulative regret against the oracle after each request (same fleet seed)."""
     regret_ci95: np.ndarray | None = None
@@ -61,6 +71,9 @@ class Summary:
             "accepted_pct": round(self.accepted_pct, 2),
             "penalized_per_100": round(self.penalized_per_100, 3),
             "rate_limited_per_100": round(self.rate_limited_per_100, 3),
+            "waited_pct": round(self.waited_pct, 2),
+            "latency_p50_ms": round(self.latency_p50_ms, 2),
+            "latency_p99_ms": round(self.latency_p99_ms, 2), "arrivals": self.arrivals,
             "seeds": self.seeds, "requests": self.requests,
         }
 
@@ -69,12 +82,15 @@ def run_matrix(strategies: list[str], scenarios: list[Scenario], seeds: Iterable
                requests: int, rps: float, rules: Rules,
                params_for: Callable[[str], dict] = lambda name: {},
                workers: int | None = None,
-               progress: Callable[[int, int], None] | None = None) -> list[Summary]:
+               progress: Callable[[int, int], None] | None = None,
+               arrivals: Arrivals = UNIFORM,
+               max_waiting: int = DEFAULT_MAX_WAITING) -> list[Summary]:
     """Simulate every (strategy, scenario, seed); the oracle always runs as the yardstick."""
     names = [canonical_name(s) for s in strategies]
     runs = names if ORACLE in names else [*names, ORACLE]
     seeds = list(seeds)
-    jobs = [Job(s, sc, seed, requests, rps, rules, params_for(s))
+    jobs = [Job(s, sc, seed, requests, rps, rules, params_for(s), arrivals,
+                max_waiting)
             for sc in scenarios for s in runs for seed in seeds]
     workers = workers or min(len(jobs), os.cpu_count() or 1)
     results: list[RunStats] = []
@@ -96,11 +112,13 @@ def run_matrix(strategies: list[str], scenarios: list[Scenario], seeds: Iterable
     for sc in scenarios:
         oracle = by_key[(ORACLE, sc.name)]
         for name in names:
-            summaries.append(_summarise(name, sc.name, by_key[(name, sc.name)], oracle))
+            summaries.append(_summarise(name, sc.name, by_key[(name, sc.name)], oracle,
+                                        arrivals.label))
     return summaries
 
 
-def _summarise(name: str, scenario: str, runs: list[RunStats], oracle: list[RunStats]) -> Summary:
+def _summarise(name: str, scenario: str, runs: list[RunStats], oracle: list[RunStats],
+               arrivals: str) -> Summary:
     per100 = [100 * r.score / r.requests for r in runs]
     mean, ci = mean_ci95(per100)
     oracle_mean = sum(100 * r.score / r.requests for r in oracle) / len(oracle)
@@ -116,5 +134,8 @@ def _summarise(name: str, scenario: str, runs: list[RunStats], oracle: list[RunS
         accepted_pct=sum(100 * r.accepted / r.requests for r in runs) / n,
         penalized_per_100=sum(100 * r.penalized / r.requests for r in runs) / n,
         rate_limited_per_100=sum(100 * r.rate_limited / r.requests for r in runs) / n,
+        waited_pct=sum(100 * r.waited / r.requests for r in runs) / n,
+        latency_p50_ms=sum(r.latency_p50_ms for r in runs) / n,
+        latency_p99_ms=sum(r.latency_p99_ms for r in runs) / n, arrivals=arrivals,
         regret_mean=regret.mean(axis=0), regret_ci95=regret_ci,
     )

@@ -1,22 +1,25 @@
-"""One interface for every strategy: select a server, observe what happened.
+"""What every chooser shares: rank the servers the admission layer says are ready.
 
-A policy is pure decision logic. It never reads the clock or the network: the
-router hands it `now`, the attempt number and what was tried for this id, and
-each policy owns a seeded RNG, so the same seed and the same outcomes give the
-same decisions live and in the simulator.
+A chooser is pure decision logic about quality. It never reads the clock or the
+network and never decides whether a server admits (that is the admission layer's
+job, `banditlb.admission`): the router hands it the ready servers, `now`, the
+attempt number and what was tried for this id. Each chooser owns a seeded RNG,
+so the same seed and the same outcomes give the same decisions live and in the
+simulator.
 """
 
 from __future__ import annotations
 
 import inspect
 import random
-from typing import ClassVar, NamedTuple
+from collections.abc import Sequence
+from typing import NamedTuple
 
 from banditlb.outcomes import Outcome
 
 
 class Context(NamedTuple):
-    """What a policy may know when it picks the next server for one id (a NamedTuple:
+    """What a chooser may know when it picks the next server for one id (a NamedTuple:
     the router makes one per attempt)."""
 
     now: float
@@ -24,26 +27,19 @@ class Context(NamedTuple):
     """0-based number of this attempt for this id."""
     tried: tuple[int, ...] = ()
     """Servers already tried for this id, in order (repeats possible)."""
-    unavailable: frozenset[int] = frozenset()
-    """Servers the caller knows cannot be used right now (down, ejected)."""
 
 
-class Policy:
-    """Base class: subclasses set `name`/`alias` and implement select/observe/estimate.
+class Chooser:
+    """Base class: subclasses implement choose/observe/quality.
 
     Servers are indices 0..n_servers-1; the caller maps them to addresses.
-    Constructor keyword arguments are the strategy's parameters, with defaults
+    Constructor keyword arguments are the chooser's parameters, with defaults
     from the write-up or the literature; `params` reports them.
     """
 
-    name: ClassVar[str] = ""
-    alias: ClassVar[str] = ""
-    needs_truth: ClassVar[bool] = False
-    """True only for the oracle, which the simulator feeds the fleet's true state."""
-
     def __init__(self, n_servers: int, *, seed: int = 0):
         if n_servers < 1:
-            raise ValueError("a policy needs at least one server")
+            raise ValueError("a strategy needs at least one server")
         self.n = n_servers
         self.seed = seed
         self.rng = random.Random(seed)
@@ -51,53 +47,58 @@ class Policy:
 
     @classmethod
     def param_defaults(cls) -> dict:
-        """The strategy's parameters and their defaults: its constructor's keywords
+        """The chooser's parameters and their defaults: its constructor's keywords
         other than seed and truth (so the registry and the CLI never keep a second list)."""
         signature = inspect.signature(cls.__init__)
         return {p.name: p.default for p in signature.parameters.values()
                 if p.kind is p.KEYWORD_ONLY and p.name not in ("seed", "truth")}
 
-    @property
-    def params(self) -> dict:
-        """The strategy's parameters (constructor keywords other than n_servers/seed),
-        read from the attributes of the same names."""
-        return {name: getattr(self, name) for name in self.param_defaults()}
-
     def begin_request(self, now: float) -> None:
-        """A new id arrives; called once per id before its first select."""
+        """A new id arrives; called once per id before its first choice."""
         self.requests += 1
 
     def end_request(self, now: float, accepted: bool, attempts: int) -> None:
         """The router is done with an id (accepted or gave up)."""
 
-    def select(self, ctx: Context) -> int | None:
-        """The server to try next, or None when no server is usable now."""
+    def choose(self, ready: Sequence[int], ctx: Context) -> int:
+        """The server to try next among `ready` (never empty)."""
         raise NotImplementedError
 
-    def observe(self, server: int, outcome: Outcome, now: float, latency_s: float,
-                retry_after_s: float | None = None) -> None:
+    def observe(self, server: int, outcome: Outcome, now: float, latency_s: float) -> None:
         """Learn from one attempt's outcome; `now` is when the outcome arrived."""
         raise NotImplementedError
 
-    def estimate(self, server: int, now: float) -> float:
-        """Estimated probability that an attempt sent to `server` now is accepted.
-
-        The router compares it with the penalty weight to decide whether an
-        attempt beyond the free ones is worth its cost.
-        """
+    def quality(self, server: int, now: float) -> float:
+        """Estimated probability that an attempt `server` admits is accepted (for the
+        strategies that learn a 429 as a failure, that an attempt is accepted at all)."""
         raise NotImplementedError
 
     def snapshot(self, now: float) -> dict:
-        """Per-server beliefs for /stats and the dashboard."""
-        return {"estimates": [round(self.estimate(s, now), 4) for s in range(self.n)]}
+        """Per-server beliefs about quality, for /stats and the dashboard."""
+        return {"quality": [round(self.quality(s, now), 4) for s in range(self.n)]}
 
-    def untried_candidates(self, ctx: Context, free_attempts: int = 3) -> list[int]:
-        """The original write-up's retry habit: within the free attempts skip servers
-        already tried for this id; always skip unavailable ones. Falls back to every
-        available server when the filter leaves none."""
-        usable = [s for s in range(self.n) if s not in ctx.unavailable]
-        if ctx.attempt < free_attempts and ctx.tried:
-            fresh = [s for s in usable if s not in ctx.tried]
-            if fresh:
-                return fresh
-        return usable
+
+class RetryHabit(Chooser):
+    """The original write-up's retry habit (v1-v8): within the free attempts an id is
+    not sent twice to the same server; past them, the server believed best.
+    Subclasses say how they explore; `free_attempts` must be set by the subclass."""
+
+    free_attempts: int
+
+    def choose(self, ready: Sequence[int], ctx: Context) -> int:
+        if ctx.attempt >= self.free_attempts:
+            return self.exploit(ready, ctx)
+        tried = ctx.tried
+        if not tried:
+            return self.explore(ready, ctx)
+        fresh = [s for s in ready if s not in tried]
+        return self.explore(fresh or ready, ctx)
+
+    def explore(self, candidates: Sequence[int], ctx: Context) -> int:
+        """Pick among `candidates` (ready, not yet tried for this id when possible)."""
+        raise NotImplementedError
+
+    def exploit(self, ready: Sequence[int], ctx: Context) -> int:
+        """Past the free attempts: the best known server."""
+        now = ctx.now
+        return max(ready, key=lambda s: self.quality(s, now))

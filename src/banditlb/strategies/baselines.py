@@ -9,48 +9,41 @@ from itertools import accumulate
 
 from banditlb.outcomes import ACCEPTED, Outcome
 from banditlb.strategies.base import Context
-from banditlb.strategies.counts import CountingPolicy
+from banditlb.strategies.counts import CountingChooser
 
 
-class RandomChoice(CountingPolicy):
-    """Uniform over the usable servers: what a strategy knows is worth nothing."""
-
-    name = "random"
-    alias = "random"
+class RandomChoice(CountingChooser):
+    """Uniform over the ready servers: what a strategy knows is worth nothing."""
 
     def __init__(self, n_servers: int, *, seed: int = 0):
         super().__init__(n_servers, seed=seed)
 
-    def select(self, ctx: Context) -> int | None:
-        usable = self.usable(ctx.unavailable)
-        return self.rng.choice(usable) if usable else None
+    def choose(self, ready: Sequence[int], ctx: Context) -> int:
+        return self.rng.choice(ready)
 
 
-class RoundRobin(CountingPolicy):
-    """Servers in turn, skipping unusable ones: the classic load balancer."""
-
-    name = "round-robin"
-    alias = "round-robin"
+class RoundRobin(CountingChooser):
+    """Servers in turn, skipping those not ready: the classic load balancer."""
 
     def __init__(self, n_servers: int, *, seed: int = 0):
         super().__init__(n_servers, seed=seed)
         self.next_server = 0
 
-    def select(self, ctx: Context) -> int | None:
-        for step in range(self.n):
-            server = (self.next_server + step) % self.n
-            if server not in ctx.unavailable:
-                self.next_server = (server + 1) % self.n
+    def choose(self, ready: Sequence[int], ctx: Context) -> int:
+        n = self.n
+        if len(ready) < n:
+            ready = set(ready)
+        for step in range(n):
+            server = (self.next_server + step) % n
+            if server in ready:
+                self.next_server = (server + 1) % n
                 return server
-        return None
+        raise ValueError("choose() needs at least one ready server")
 
 
-class EpsilonGreedy(CountingPolicy):
+class EpsilonGreedy(CountingChooser):
     """With probability epsilon a uniform pick, else the best observed success rate
     (ties broken at random)."""
-
-    name = "epsilon-greedy"
-    alias = "epsilon-greedy"
 
     def __init__(self, n_servers: int, *, seed: int = 0, epsilon: float = 0.1):
         super().__init__(n_servers, seed=seed)
@@ -58,10 +51,8 @@ class EpsilonGreedy(CountingPolicy):
             raise ValueError("epsilon must be within [0, 1]")
         self.epsilon = epsilon
 
-    def select(self, ctx: Context) -> int | None:
-        usable = self.usable(ctx.unavailable)
-        if not usable:
-            return None
+    def choose(self, ready: Sequence[int], ctx: Context) -> int:
+        usable = ready
         if self.rng.random() < self.epsilon:
             return self.rng.choice(usable)
         rates = list(map(self.tally.rate, usable))
@@ -69,14 +60,11 @@ class EpsilonGreedy(CountingPolicy):
         return self.rng.choice([s for s, r in zip(usable, rates, strict=True) if r == best])
 
 
-class Exp3(CountingPolicy):
+class Exp3(CountingChooser):
     """Exp3 (Auer, Cesa-Bianchi, Freund, Schapire 2002): exponential weights over
     servers mixed with gamma uniform exploration; reward 1 for an accepted attempt,
     importance-weighted by the probability the server was picked with. Makes no
     stochastic assumption, so it tolerates servers that change adversarially."""
-
-    name = "exp3"
-    alias = "exp3"
 
     def __init__(self, n_servers: int, *, seed: int = 0, gamma: float = 0.1):
         super().__init__(n_servers, seed=seed)
@@ -96,10 +84,8 @@ class Exp3(CountingPolicy):
         keep, uniform = 1 - self.gamma, self.gamma / len(servers)
         return [keep * w / total + uniform for w in weights]
 
-    def select(self, ctx: Context) -> int | None:
-        usable = self.usable(ctx.unavailable)
-        if not usable:
-            return None
+    def choose(self, ready: Sequence[int], ctx: Context) -> int:
+        usable = ready
         probs = self.probabilities(usable)
         # random.choices(usable, weights=probs)[0] without its checks: the same draw
         cumulative = list(accumulate(probs))
@@ -108,9 +94,8 @@ class Exp3(CountingPolicy):
         self.picked_with[server] = probs[index]
         return server
 
-    def observe(self, server: int, outcome: Outcome, now: float, latency_s: float,
-                retry_after_s: float | None = None) -> None:
-        super().observe(server, outcome, now, latency_s, retry_after_s)
+    def observe(self, server: int, outcome: Outcome, now: float, latency_s: float) -> None:
+        super().observe(server, outcome, now, latency_s)
         if outcome is ACCEPTED:
             self.log_weights[server] += self.gamma / (self.picked_with[server] * self.n)
 

@@ -1,11 +1,9 @@
-"""Per-server attempt counts, and the policies whose belief is just the observed rate."""
+"""Per-server attempt counts, and the choosers whose belief is just the observed rate."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from banditlb.outcomes import ACCEPTED, RATE_LIMITED, Outcome
-from banditlb.strategies.base import Policy
+from banditlb.strategies.base import Chooser
 
 NO_DATA_RATE = 0.5
 """Estimate for a server never tried: no evidence either way."""
@@ -56,23 +54,17 @@ class Tally:
                 "rate_limited": list(self.rate_limited)}
 
 
-class CountingPolicy(Policy):
-    """A policy that learns the observed success rate per server (429 = failure)."""
+class CountingChooser(Chooser):
+    """A chooser that learns the observed success rate per server (429 = failure)."""
 
     def __init__(self, n_servers: int, *, seed: int = 0):
         super().__init__(n_servers, seed=seed)
         self.tally = Tally(n_servers, rate_limit_is_failure=True)
 
-    def usable(self, unavailable: frozenset[int]) -> Sequence[int]:
-        if not unavailable:
-            return range(self.n)
-        return [s for s in range(self.n) if s not in unavailable]
-
-    def observe(self, server: int, outcome: Outcome, now: float, latency_s: float,
-                retry_after_s: float | None = None) -> None:
+    def observe(self, server: int, outcome: Outcome, now: float, latency_s: float) -> None:
         self.tally.add(server, outcome)
 
-    def estimate(self, server: int, now: float) -> float:
+    def quality(self, server: int, now: float) -> float:
         return self.tally.rate(server)
 
     def snapshot(self, now: float) -> dict:

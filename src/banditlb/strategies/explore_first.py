@@ -11,15 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from banditlb.outcomes import Outcome
-from banditlb.strategies.base import Context
+from banditlb.strategies.base import Context, RetryHabit
 from banditlb.strategies.counts import Tally
-from banditlb.strategies.habit import RetryHabit
 from banditlb.strategies.posterior import BetaPosteriors
 
 
 class ExploreFirst(RetryHabit):
-    name = "v1"
-    alias = "explore-first"
 
     def __init__(self, n_servers: int, *, seed: int = 0, discovery_requests: int = 50,
                  free_attempts: int = 3):
@@ -39,11 +36,10 @@ class ExploreFirst(RetryHabit):
         untried = [s for s in candidates if self.tally.tries(s) == 0]
         return untried[0] if untried else max(candidates, key=self.posterior.variance)
 
-    def observe(self, server: int, outcome: Outcome, now: float, latency_s: float,
-                retry_after_s: float | None = None) -> None:
+    def observe(self, server: int, outcome: Outcome, now: float, latency_s: float) -> None:
         self.posterior.add(server, self.tally.add(server, outcome))
 
-    def estimate(self, server: int, now: float) -> float:
+    def quality(self, server: int, now: float) -> float:
         return self.posterior.mean(server)
 
     def snapshot(self, now: float) -> dict:

@@ -31,10 +31,10 @@ from collections.abc import Sequence
 
 from banditlb.outcomes import RATE_LIMITED, Outcome
 from banditlb.strategies.base import Context
-from banditlb.strategies.counts import CountingPolicy
+from banditlb.strategies.counts import CountingChooser
 
 
-class KnapsackPolicy(CountingPolicy):
+class KnapsackChooser(CountingChooser):
     """Shared counts and confidence bounds; subclasses define `scores`."""
 
     def __init__(self, n_servers: int, *, seed: int, confidence: float):
@@ -67,12 +67,8 @@ class KnapsackPolicy(CountingPolicy):
                 cost_lcb.append(0.0)
         return reward_ucb, cost_lcb
 
-    def select(self, ctx: Context) -> int | None:
-        unavailable = ctx.unavailable
-        usable = [s for s in range(self.n) if s not in unavailable] if unavailable \
-            else range(self.n)
-        if not usable:
-            return None
+    def choose(self, ready: Sequence[int], ctx: Context) -> int:
+        usable = ready
         successes, failures = self.tally.successes, self.tally.failures
         for s in usable:
             if successes[s] + failures[s] == 0:
@@ -85,11 +81,8 @@ class KnapsackPolicy(CountingPolicy):
         """How good each server looks for this attempt, given the radius constant C."""
         raise NotImplementedError
 
-class BalancedExploration(KnapsackPolicy):
+class BalancedExploration(KnapsackChooser):
     """v9: UCB(reward) / LCB(cost), exploration weighted by the id's budget left."""
-
-    name = "v9"
-    alias = "balanced-exploration"
 
     def __init__(self, n_servers: int, *, seed: int = 0, budget: float = 3.0,
                  capacity_weight: float = 1.0, confidence: float = 1.0):
@@ -105,11 +98,8 @@ class BalancedExploration(KnapsackPolicy):
         return [r / (1.0 + weight * c) for r, c in zip(reward_ucb, cost_lcb, strict=True)]
 
 
-class PrimalDual(KnapsackPolicy):
+class PrimalDual(KnapsackChooser):
     """v10: UCB(reward) - lambda * LCB(429 rate), lambda priced multiplicatively."""
-
-    name = "v10"
-    alias = "primal-dual"
 
     def __init__(self, n_servers: int, *, seed: int = 0, target_rate: float = 0.05,
                  learning_rate: float = 0.1, lambda_init: float = 1.0,
@@ -131,9 +121,8 @@ class PrimalDual(KnapsackPolicy):
         reward_ucb, cost_lcb = self.bounds(servers, 1.0, c_rad)
         return [r - price * c for r, c in zip(reward_ucb, cost_lcb, strict=True)]
 
-    def observe(self, server: int, outcome: Outcome, now: float, latency_s: float,
-                retry_after_s: float | None = None) -> None:
-        super().observe(server, outcome, now, latency_s, retry_after_s)
+    def observe(self, server: int, outcome: Outcome, now: float, latency_s: float) -> None:
+        super().observe(server, outcome, now, latency_s)
         consumed = 1.0 if outcome is RATE_LIMITED else 0.0
         step = math.exp(self.learning_rate * (consumed - self.target_rate))
         self.price = min(self.lambda_max, max(self.lambda_min, self.price * step))

@@ -1,30 +1,21 @@
-"""`oracle`: the simulator's yardstick, it reads the fleet's true state.
+"""`oracle`'s chooser: the simulator's yardstick, it reads the fleet's true state.
 
 Regret is measured against it. It learns nothing; it exists only where the
-true state is known (the simulator hands it the fleet's ServerModel list).
+true state is known (the simulator hands it the fleet's ServerModel list). Its
+admission rule (`banditlb.admission.TrueCapacity`) reads the true capacity too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
 
+from banditlb.admission.truth import TrueState
 from banditlb.strategies.base import Context
-from banditlb.strategies.counts import CountingPolicy
+from banditlb.strategies.counts import CountingChooser
 
 
-class TrueState(Protocol):
-    def true_success(self, now: float) -> float: ...
-
-    def available(self, now: float) -> bool: ...
-
-
-class Oracle(CountingPolicy):
-    """Picks the best server that would admit a request now (ties broken at random)."""
-
-    name = "oracle"
-    alias = "oracle"
-    needs_truth = True
+class Oracle(CountingChooser):
+    """Picks the ready server most likely to accept (ties broken at random)."""
 
     def __init__(self, n_servers: int, *, seed: int = 0,
                  truth: Sequence[TrueState] | None = None):
@@ -32,21 +23,13 @@ class Oracle(CountingPolicy):
         if truth is None:
             raise ValueError("the oracle needs the fleet's true state (truth=...), which "
                              "only the simulator has")
-        if len(truth) != n_servers:
-            raise ValueError(f"truth describes {len(truth)} servers, the policy has {n_servers}")
         self.truth = truth
 
-    def select(self, ctx: Context) -> int | None:
-        usable = self.usable(ctx.unavailable)
-        if not usable:
-            return None
+    def choose(self, ready: Sequence[int], ctx: Context) -> int:
         now, truth = ctx.now, self.truth
-        admitting = [s for s in usable if truth[s].available(now)]
-        pool = admitting or usable
-        success = [truth[s].true_success(now) for s in pool]
+        success = [truth[s].true_success(now) for s in ready]
         best = max(success)
-        return self.rng.choice([s for s, p in zip(pool, success, strict=True) if p == best])
+        return self.rng.choice([s for s, p in zip(ready, success, strict=True) if p == best])
 
-    def estimate(self, server: int, now: float) -> float:
-        truth = self.truth[server]
-        return truth.true_success(now) if truth.available(now) else 0.0
+    def quality(self, server: int, now: float) -> float:
+        return self.truth[server].true_success(now)

@@ -1,9 +1,10 @@
-"""Thompson sampling as in the original write-up: v4, v5 (flattened early), v6 (masked).
+"""Thompson sampling as in the original write-up: v4, v5 (flattened early), and the
+quality half of v6-v8.
 
-All three keep a Beta-Bernoulli posterior per server. Timeouts and refused
+All keep a Beta-Bernoulli posterior per server. Timeouts and refused
 connections are failures. v4 and v5 learn a 429 as a failure, like the
-original; v6 does not: a 429 says the server is busy, not bad, so it masks the
-server for a cooldown instead (v7 reuses that masking).
+original; `ThompsonQuality` does not: a 429 says the server is busy, not bad,
+so v6-v8 leave it to their admission rule (a mask or a block).
 """
 
 from __future__ import annotations
@@ -12,17 +13,14 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from banditlb.outcomes import Outcome
-from banditlb.strategies.base import Context
+from banditlb.strategies.base import Context, RetryHabit
 from banditlb.strategies.counts import Tally
-from banditlb.strategies.habit import Quarantine, RetryHabit
 from banditlb.strategies.posterior import BetaPosteriors
 
 
 class Thompson(RetryHabit):
     """v4: sample each candidate's posterior, go with the highest draw."""
 
-    name = "v4"
-    alias = "thompson"
     rate_limit_is_failure: ClassVar[bool] = True
 
     def __init__(self, n_servers: int, *, seed: int = 0, prior_alpha: float = 1.0,
@@ -36,26 +34,26 @@ class Thompson(RetryHabit):
     def explore(self, candidates: Sequence[int], ctx: Context) -> int:
         return self.posterior.best_of(candidates)
 
-    def observe(self, server: int, outcome: Outcome, now: float, latency_s: float,
-                retry_after_s: float | None = None) -> None:
+    def observe(self, server: int, outcome: Outcome, now: float, latency_s: float) -> None:
         won = self.tally.add(server, outcome)
-        if won is None:
-            self.on_rate_limited(server, now)
-        else:
+        if won is not None:
             self.learn(server, won, now)
 
     def learn(self, server: int, won: bool, now: float) -> None:
         """One outcome that says something about the server's quality."""
         self.posterior.add(server, won)
 
-    def on_rate_limited(self, server: int, now: float) -> None:
-        """A 429 for a strategy that does not learn it as a failure."""
-
-    def estimate(self, server: int, now: float) -> float:
+    def quality(self, server: int, now: float) -> float:
         return self.posterior.mean(server)
 
     def snapshot(self, now: float) -> dict:
         return {**super().snapshot(now), **self.tally.as_dict(), **self.posterior.as_dict()}
+
+
+class ThompsonQuality(Thompson):
+    """v6 and v8's chooser: v4 without learning a 429 as a failure."""
+
+    rate_limit_is_failure = False
 
 
 class ThompsonModified(Thompson):
@@ -66,9 +64,6 @@ class ThompsonModified(Thompson):
     with total = alpha + beta, factor = max(min_total, total / v) / total multiplies
     alpha and beta, each floored at 1 so that no flattened shape piles up at 0 or 1.
     """
-
-    name = "v5"
-    alias = "thompson-modified"
 
     def __init__(self, n_servers: int, *, seed: int = 0, prior_alpha: float = 1.0,
                  prior_beta: float = 1.0, free_attempts: int = 3, flat_attempts: int = 3,
@@ -98,27 +93,3 @@ class ThompsonModified(Thompson):
             return super().explore(candidates, ctx)
         return self.posterior.best_of_shaped(candidates, attempt,
                                              lambda a, b: self.flatten(a, b, attempt))
-
-
-class ThompsonMasked(Thompson):
-    """v6: a 429 is not a failure; it masks the server for `cooldown_s`. When every
-    usable server is masked, the one limited longest ago."""
-
-    name = "v6"
-    alias = "thompson-masked"
-    rate_limit_is_failure = False
-
-    def __init__(self, n_servers: int, *, seed: int = 0, prior_alpha: float = 1.0,
-                 prior_beta: float = 1.0, free_attempts: int = 3, cooldown_s: float = 1.0):
-        super().__init__(n_servers, seed=seed, prior_alpha=prior_alpha,
-                         prior_beta=prior_beta, free_attempts=free_attempts)
-        if cooldown_s < 0:
-            raise ValueError("cooldown_s must be >= 0")
-        self.cooldown_s = cooldown_s
-        self.quarantine = Quarantine(n_servers)
-
-    def on_rate_limited(self, server: int, now: float) -> None:
-        self.quarantine.hold(server, now + self.cooldown_s)
-
-    def snapshot(self, now: float) -> dict:
-        return {**super().snapshot(now), "masked_until": self.quarantine.as_list(now)}

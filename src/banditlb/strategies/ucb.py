@@ -11,16 +11,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from banditlb.strategies.base import Context
-from banditlb.strategies.counts import CountingPolicy
-from banditlb.strategies.habit import RetryHabit
+from banditlb.strategies.base import Context, RetryHabit
+from banditlb.strategies.counts import CountingChooser
 
 
-class UCB(CountingPolicy, RetryHabit):
+class UCB(CountingChooser, RetryHabit):
     """v2: UCB1 with exploration constant c."""
-
-    name = "v2"
-    alias = "ucb"
 
     def __init__(self, n_servers: int, *, seed: int = 0, c: float = 2.0,
                  free_attempts: int = 3):
@@ -50,9 +46,6 @@ class UCB(CountingPolicy, RetryHabit):
 class UCBModified(UCB):
     """v3: exploration constant c_free within the free attempts, c_after past them
     (where v1-v8 otherwise take the best estimate, v3 keeps its mild index)."""
-
-    name = "v3"
-    alias = "ucb-modified"
 
     def __init__(self, n_servers: int, *, seed: int = 0, c_free: float = 3.0,
                  c_after: float = 1.0, free_attempts: int = 3):

@@ -1,24 +1,19 @@
-"""v7 `sliding-window`: Thompson over each server's last `window` outcomes, so a
-server whose quality changes is re-judged on recent evidence only. 429s mask the
-server as in v6 and never enter the window."""
+"""v7 `sliding-window`'s chooser: Thompson over each server's last `window` outcomes,
+so a server whose quality changes is re-judged on recent evidence only. 429s never
+enter the window (v7's admission rule masks the server, as v6's does)."""
 
 from __future__ import annotations
 
 from collections import deque
 
-from banditlb.strategies.thompson import ThompsonMasked
+from banditlb.strategies.thompson import ThompsonQuality
 
 
-class SlidingWindow(ThompsonMasked):
-    name = "v7"
-    alias = "sliding-window"
-
+class SlidingWindow(ThompsonQuality):
     def __init__(self, n_servers: int, *, seed: int = 0, prior_alpha: float = 1.0,
-                 prior_beta: float = 1.0, free_attempts: int = 3, cooldown_s: float = 1.0,
-                 window: int = 30):
+                 prior_beta: float = 1.0, free_attempts: int = 3, window: int = 30):
         super().__init__(n_servers, seed=seed, prior_alpha=prior_alpha,
-                         prior_beta=prior_beta, free_attempts=free_attempts,
-                         cooldown_s=cooldown_s)
+                         prior_beta=prior_beta, free_attempts=free_attempts)
         if window < 1:
             raise ValueError("window must be >= 1")
         self.window = window

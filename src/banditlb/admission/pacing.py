@@ -1,0 +1,160 @@
+"""`Pacing`: each upstream's capacity learned as a token bucket we cannot see.
+
+Why each part (the ablations are in docs/strategies.md):
+- The first 429 sets the server's rate to what it admitted lately; every later
+  429 cuts it (multiplicative decrease) and empties our copy of the bucket; it
+  comes back to the refused rate within `recover_s`, then grows beyond it
+  (doubling every `doubling_s`), so capacity that returns is found without
+  waiting for luck. Ids that wait never probe a server believed empty, so this
+  regrowth is the only way more capacity is found: it doubles every 5 s. A server whose bucket copy is empty is not ready, so each
+  server is paced near its real capacity instead of being learned by hitting
+  429s, and we stay out of penalty boxes that punish hammering.
+- An attempt takes its token when it leaves, so ids that arrive together
+  (a burst) spread over the servers instead of all taking the same last token.
+- Refusals in a row back off exponentially (a collapse or a penalty box, not a
+  slower steady rate); a refused connection backs off the same way (quarantine).
+- A Retry-After is believed, up to `max_retry_after_s` (a broken or hostile
+  upstream must not park a server for a day; Linkerd caps it at 300 s).
+- Trunk reservation: a scarce server's last `reserve` tokens are kept for an id's
+  last free attempt, where a success is worth the most (no second chance after it).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Sequence
+
+from banditlb.admission.base import Admission
+from banditlb.outcomes import CONN_ERROR, RATE_LIMITED, Outcome
+
+MAX_DOUBLINGS = 30.0
+"""Regrowth stops here (a billion times the refused rate: unpaced in practice), so a
+long quiet spell cannot overflow the float."""
+MIN_WAIT_S = 0.001
+"""The shortest wait `next_admit` promises: a float that rounds a hair short must not
+turn a wait into a busy loop."""
+
+
+class Pacing(Admission):
+    def __init__(self, n_servers: int, *, decrease: float = 0.75, recover_s: float = 2.0,
+                 doubling_s: float = 5.0, rate_window_s: float = 5.0, min_rate: float = 0.05,
+                 backoff_s: float = 0.5, backoff_max_s: float = 8.0, reserve: float = 1.0,
+                 max_retry_after_s: float = 60.0, pace: bool = True):
+        super().__init__(n_servers)
+        if not 0 < decrease <= 1 or recover_s <= 0 or doubling_s <= 0 or min_rate <= 0:
+            raise ValueError("need 0 < decrease <= 1 and recover_s, doubling_s, min_rate > 0")
+        if rate_window_s <= 0 or backoff_s < 0 or backoff_max_s < 0 or reserve < 0:
+            raise ValueError("rate_window_s must be > 0; backoffs and reserve >= 0")
+        if not max_retry_after_s >= 0:
+            raise ValueError("max_retry_after_s must be >= 0")
+        self.decrease, self.recover_s, self.doubling_s = decrease, recover_s, doubling_s
+        self.rate_window_s, self.min_rate = rate_window_s, min_rate
+        self.backoff_s, self.backoff_max_s = backoff_s, backoff_max_s
+        self.reserve, self.max_retry_after_s, self.pace = reserve, max_retry_after_s, pace
+        """pace=False: an ablation switch (no bucket, only backoff and Retry-After)."""
+        self.admitted_at = [deque() for _ in range(n_servers)]
+        self.rate = [math.inf] * n_servers
+        """Estimated refill rate (admits/s); inf until the server first refuses."""
+        self.refused_at = [0.0] * n_servers
+        self.tokens = [1.0] * n_servers
+        self.refilled_at = [0.0] * n_servers
+        self.blocked_until = [-math.inf] * n_servers
+        self.rate_limited = [0] * n_servers
+        self.streak = [0] * n_servers
+        """Refusals in a row: a collapse or a penalty box, not a slower steady rate."""
+        self.retry_after_capped = 0
+        """Retry-After values above max_retry_after_s, cut to it."""
+
+    def _rate(self, server: int, now: float) -> float:
+        """The pacing rate: cut to `decrease` of the rate that was refused, back to it
+        within `recover_s`, then growing beyond it (doubling every `doubling_s`)."""
+        since = now - self.refused_at[server]
+        if since < self.recover_s:
+            cut = self.decrease
+            return self.rate[server] * (cut + (1.0 - cut) * since / self.recover_s)
+        doublings = min(MAX_DOUBLINGS, (since - self.recover_s) / self.doubling_s)
+        return self.rate[server] * 2.0 ** doublings
+
+    def _tokens(self, server: int, now: float) -> float:
+        if now < self.blocked_until[server]:
+            return 0.0
+        rate = self._rate(server, now)
+        if rate == math.inf or not self.pace:
+            return math.inf
+        elapsed = max(0.0, now - self.refilled_at[server])
+        return min(1.0 + self.reserve, self.tokens[server] + rate * elapsed)
+
+    def ready(self, now: float, last_chance: bool) -> Sequence[int]:
+        need = 1.0 if last_chance else 1.0 + self.reserve
+        tokens = self._tokens
+        return [s for s in range(self.n) if tokens(s, now) >= need]
+
+    def chance(self, server: int, now: float) -> float:
+        return min(1.0, self._tokens(server, now))
+
+    def next_admit(self, server: int, now: float, last_chance: bool) -> float:
+        start = max(now, self.blocked_until[server])
+        rate = self._rate(server, start)
+        if rate == math.inf or not self.pace:
+            return max(start, now + MIN_WAIT_S) if start > now else now
+        need = 1.0 if last_chance else 1.0 + self.reserve
+        have = min(1.0 + self.reserve,
+                   self.tokens[server] + rate * max(0.0, start - self.refilled_at[server]))
+        if have >= need:
+            return start
+        # the rate only grows from here on, so this is at worst a little late
+        return max(start + (need - have) / rate, now + MIN_WAIT_S)
+
+    def probes(self, now: float) -> Sequence[int]:
+        """Servers not backing off: a refusal within the free attempts costs nothing."""
+        blocked = self.blocked_until
+        return [s for s in range(self.n) if now >= blocked[s]]
+
+    def sent(self, server: int, now: float) -> None:
+        if self.rate[server] != math.inf:
+            self.tokens[server] = max(0.0, self._tokens(server, now) - 1.0)
+            self.refilled_at[server] = now
+
+    def observe(self, server: int, outcome: Outcome, now: float,
+                retry_after_s: float | None) -> None:
+        if outcome is RATE_LIMITED:
+            self._refused(server, now, retry_after_s)
+        elif outcome is CONN_ERROR:
+            self._refused(server, now, None)
+        else:
+            self._admitted(server, now)
+
+    def _admitted(self, server: int, now: float) -> None:
+        self.streak[server] = 0
+        stamps = self.admitted_at[server]
+        stamps.append(now)
+        while stamps and now - stamps[0] > self.rate_window_s:
+            stamps.popleft()
+
+    def _refused(self, server: int, now: float, retry_after_s: float | None) -> None:
+        self.rate_limited[server] += 1
+        self.streak[server] += 1
+        if self.streak[server] == 1 or self.rate[server] == math.inf:
+            # The refused rate is at most what the server really admitted lately:
+            # the pacing allowance may have grown far past what was ever tried.
+            stamps = self.admitted_at[server]
+            admitted = sum(1 for t in stamps if now - t <= self.rate_window_s)
+            self.rate[server] = max(self.min_rate, min(self._rate(server, now),
+                                                       admitted / self.rate_window_s))
+            self.refused_at[server] = now
+        self.tokens[server] = 0.0
+        self.refilled_at[server] = now
+        if retry_after_s is None or not retry_after_s >= 0:
+            retry_after_s = min(self.backoff_max_s,
+                                self.backoff_s * 2.0 ** (self.streak[server] - 1))
+        elif retry_after_s > self.max_retry_after_s:
+            self.retry_after_capped += 1
+            retry_after_s = self.max_retry_after_s
+        self.blocked_until[server] = now + retry_after_s
+
+    def snapshot(self, now: float) -> dict:
+        return {"rate": [None if r == math.inf else round(r, 3) for r in self.rate],
+                "rate_limited": self.rate_limited,
+                "blocked_until": [t if t > now else None for t in self.blocked_until],
+                "retry_after_capped": self.retry_after_capped}

@@ -1,0 +1,41 @@
+"""A strategy: a chooser (quality) with an admission rule (capacity), and whether it holds.
+
+This is what the router drives. `estimate` is the chance an attempt sent now is
+accepted: the chooser's quality times the admission rule's chance of admitting.
+`hold` says whether an id may wait for capacity (up to its deadline) when no
+server is ready, instead of trying one that is expected to refuse.
+"""
+
+from __future__ import annotations
+
+from banditlb.admission.base import Admission
+from banditlb.outcomes import Outcome
+from banditlb.strategies.base import Chooser
+
+
+class Strategy:
+    __slots__ = ("name", "alias", "chooser", "admission", "hold", "params", "n")
+
+    def __init__(self, name: str, alias: str, chooser: Chooser, admission: Admission,
+                 hold: bool, params: dict):
+        self.name, self.alias = name, alias
+        self.chooser, self.admission = chooser, admission
+        self.hold = hold
+        self.params = params
+        """Every parameter with its value (chooser's, admission rule's and hold)."""
+        self.n = chooser.n
+
+    def estimate(self, server: int, now: float) -> float:
+        """Probability that an attempt sent to `server` now is accepted."""
+        return self.chooser.quality(server, now) * self.admission.chance(server, now)
+
+    def observe(self, server: int, outcome: Outcome, now: float, latency_s: float,
+                retry_after_s: float | None = None) -> None:
+        """One attempt's answer: capacity to the admission rule, quality to the chooser."""
+        self.admission.observe(server, outcome, now, retry_after_s)
+        self.chooser.observe(server, outcome, now, latency_s)
+
+    def snapshot(self, now: float) -> dict:
+        """Per-server beliefs for /stats and the dashboard."""
+        return {"estimates": [round(self.estimate(s, now), 4) for s in range(self.n)],
+                **self.chooser.snapshot(now), **self.admission.snapshot(now)}
