@@ -26,6 +26,7 @@ from banditlb.dashboard.truth import (
     oracle_expected,
 )
 from banditlb.fleet.runner import start_fleet_thread
+from banditlb.rules import Rules
 from banditlb.store import CSV_COLUMNS, db_path
 from test_dashboard_support import fill_store, get, get_json, serve_dashboard
 
@@ -72,7 +73,7 @@ def test_requests_rebuilt_from_attempts_and_regret_curve():
     assert [(o.number, o.attempts, o.accepted) for o in outcomes] == [(1, 2, True),
                                                                       (3, 5, False)]
     assert outcomes[0].latency_ms == pytest.approx(20.0)
-    scores = request_scores(outcomes, 3, penalty_weight=0.5, free_attempts=3)
+    scores = request_scores(outcomes, 3, Rules(penalty_weight=0.5, free_attempts=3))
     assert scores == [1.0, 0.0, -1.0]
     assert cumulative_regret(scores, [1.0, 1.0, 1.0]) == [[1, 0.0], [2, 1.0], [3, 3.0]]
 

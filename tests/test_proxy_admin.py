@@ -145,8 +145,8 @@ def test_bad_switches_are_400_and_change_nothing(client, body, reason):
 def test_reset_forgets_what_was_learned_but_keeps_the_run(client):
     send(client, 0, 10)
     before = client.get("/stats").json()
-    assert sum(before["policy"]["successes"]) > 0
+    assert sum(before["beliefs"]["successes"]) > 0
     answer = client.post("/admin/reset").json()
     after = client.get("/stats").json()
     assert answer["ok"] and answer["run_id"] == before["run_id"]
-    assert sum(after["policy"]["successes"]) == 0 and after["requests"] == before["requests"]
+    assert sum(after["beliefs"]["successes"]) == 0 and after["requests"] == before["requests"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -88,26 +89,26 @@ def test_the_deadline_cuts_a_hanging_attempt_short(hanging_address, tmp_path):
 
 
 @pytest.mark.parametrize("strategy", ["v6", "v7", "v8"])
-def test_429s_reach_the_policy_as_rate_limited_not_as_failures(strategy, tmp_path):
+def test_429s_reach_the_strategy_as_rate_limited_not_as_failures(strategy, tmp_path):
     with start_fleet_thread(["T2"], seed=0) as fleet, \
             start_lb_thread(fleet.upstreams("T2"), strategy=strategy, data_dir=tmp_path) as lb, \
             httpx.Client(base_url=lb.url, timeout=10) as client:
         for n in range(60):  # far above T2's total rate limit of ~30/s
             client.post("/", json={"id": f"{strategy:x>4}{n:020d}"})
         stats = client.get("/stats").json()
-    policy = stats["policy"]
+    beliefs = stats["beliefs"]
     limited = [s["rate_limited"] for s in stats["servers"]]
     failed = [s["failed"] + s["timeouts"] + s["conn_errors"] for s in stats["servers"]]
     assert sum(limited) > 0 and stats["rate_limited"] == sum(limited)
-    assert policy["rate_limited"] == limited
-    assert policy["failures"] == failed
-    assert policy["successes"] == [s["accepted"] for s in stats["servers"]]
+    assert beliefs["rate_limited"] == limited
+    assert beliefs["failures"] == failed
+    assert beliefs["successes"] == [s["accepted"] for s in stats["servers"]]
 
 
 def test_retry_after_of_a_429_reaches_the_attempt():
     async def until_limited(client: UpstreamClient):
         for n in range(20):
-            attempt = await client.send(f"{n:024d}", 2.0)
+            attempt = await client.send(f"{n:024d}", 2.0, time.monotonic)
             if attempt.outcome is Outcome.RATE_LIMITED:
                 return attempt
         raise AssertionError("the server never rate limited")

@@ -15,7 +15,7 @@ from banditlb.proxy.runner import LbHandle, start_lb_thread
 SNAPSHOT_KEYS = {"t", "strategy", "alias", "params", "scenario", "run_id", "session_id",
                  "requests", "accepted", "gave_up", "unavailable", "attempts", "penalized",
                  "rate_limited", "score", "penalty_weight", "free_attempts", "servers",
-                 "latency_ms", "fleet_url", "policy"}
+                 "latency_ms", "fleet_url", "beliefs", "waiting"}
 SERVER_KEYS = {"index", "upstream", "attempts", "accepted", "failed", "rate_limited",
                "timeouts", "conn_errors", "estimate"}
 
@@ -155,7 +155,7 @@ def test_stats_snapshot_adds_up(client, fleet_t1):
     latency = stats["latency_ms"]
     assert len(latency["counts"]) == len(latency["bounds"]) + 1 and sum(latency["counts"]) == 25
     assert 0 < latency["p50"] <= latency["p99"]
-    assert stats["policy"]["estimates"] == [s["estimate"] for s in servers]
+    assert stats["beliefs"]["estimates"] == [s["estimate"] for s in servers]
 
 
 def test_prometheus_metrics_parse_and_agree_with_stats(client):

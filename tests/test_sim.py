@@ -85,6 +85,7 @@ def test_simulate_json_has_one_line_per_pair_with_the_documented_fields(tmp_path
         ("v4", "T1"), ("random", "T1"), ("v4", "T2"), ("random", "T2")]
     assert set(lines[0]) == {"strategy", "scenario", "score_per_100", "ci95", "pct_of_oracle",
                              "accepted_pct", "penalized_per_100", "rate_limited_per_100",
+                             "waited_pct", "latency_p50_ms", "latency_p99_ms", "arrivals",
                              "seeds", "requests"}
     assert lines[0]["seeds"] == 2 and lines[0]["requests"] == 150
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

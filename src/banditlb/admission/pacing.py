@@ -6,9 +6,10 @@ Why each part (the ablations are in docs/strategies.md):
   comes back to the refused rate within `recover_s`, then grows beyond it
   (doubling every `doubling_s`), so capacity that returns is found without
   waiting for luck. Ids that wait never probe a server believed empty, so this
-  regrowth is the only way more capacity is found: it doubles every 5 s. A server whose bucket copy is empty is not ready, so each
-  server is paced near its real capacity instead of being learned by hitting
-  429s, and we stay out of penalty boxes that punish hammering.
+  regrowth is the only way more capacity is found: it doubles every 5 s. A
+  server whose bucket copy is empty is not ready, so each server is paced near
+  its real capacity instead of being learned by hitting 429s, and we stay out of
+  penalty boxes that punish hammering.
 - An attempt takes its token when it leaves, so ids that arrive together
   (a burst) spread over the servers instead of all taking the same last token.
 - Refusals in a row back off exponentially (a collapse or a penalty box, not a

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from banditlb.dashboard.stored_truth import NoTruth, oracle_scores, run_rules
+from banditlb.rules import Rules
 from banditlb.stats import percentile
 
 CURVE_POINTS = 200
@@ -46,13 +47,13 @@ def request_count(run: dict, attempts: list[dict]) -> int:
                or max((a["request_number"] for a in attempts), default=0))
 
 
-def request_scores(outcomes: Sequence[RequestOutcome], requests: int, penalty_weight: float,
-                   free_attempts: int) -> list[float]:
+def request_scores(outcomes: Sequence[RequestOutcome], requests: int,
+                   rules: Rules) -> list[float]:
     """Score of requests 1..`requests` in order; a request without attempts scores 0."""
     scores = [0.0] * requests
     for o in outcomes:
         if 1 <= o.number <= requests:
-            scores[o.number - 1] = o.accepted - penalty_weight * max(0, o.attempts - free_attempts)
+            scores[o.number - 1] = rules.id_score(o.accepted, o.attempts)
     return scores
 
 
@@ -80,11 +81,11 @@ def compare_row(run: dict, attempts: list[dict], client_requests: list[dict]) ->
     summary, rules = run["summary"], run_rules(run)
     outcomes = request_outcomes(attempts)
     requests = request_count(run, attempts)
-    scores = request_scores(outcomes, requests, rules.penalty_weight, rules.free_attempts)
+    scores = request_scores(outcomes, requests, rules)
     accepted = summary.get("ids_accepted", summary.get("accepted",
                                                        sum(o.accepted for o in outcomes)))
     penalized = summary.get("penalized_attempts", summary.get(
-        "penalized", sum(max(0, o.attempts - rules.free_attempts) for o in outcomes)))
+        "penalized", sum(rules.penalized(o.attempts) for o in outcomes)))
     score = summary.get("score", sum(scores))
     latencies = [r["latency_ms"] for r in client_requests] or [o.latency_ms for o in outcomes]
     row = {

@@ -1,18 +1,20 @@
 """The truth behind a stored run, rebuilt from its scenario file and seed.
 
-A harness run resets the fleet with the run's seed and then sends ids at a fixed
-rate, so the same scenario, seed, rate and request count replayed in the simulator
-give what the fleet truly was: each server's success probability over time, and
-the score of the oracle (the simulator's strategy that reads the true state).
-Other runs (the balancer's own, custom scenarios) have no known truth.
+A harness run resets the fleet with the run's seed and then sends ids by its arrival
+process (uniform unless its params say otherwise), so the same scenario, seed, rate,
+arrivals and request count replayed in the simulator give what the fleet truly was:
+each server's success probability over time, and the score of the oracle (the
+simulator's strategy that reads the true state). Other runs (the balancer's own,
+custom scenarios) have no known truth.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
 
-from banditlb.attempts import Rules
+from banditlb.arrivals import ArrivalsError, parse_arrivals
 from banditlb.fleet.scenario import Scenario, ScenarioError, load_scenario
+from banditlb.rules import Rules
 from banditlb.sim.engine import simulate
 
 MAX_ORACLE_REQUESTS = 200_000
@@ -54,16 +56,22 @@ def oracle_scores(run: dict, requests: int) -> list[float]:
     if not 0 < requests <= MAX_ORACLE_REQUESTS:
         raise NoTruth(f"oracle unknown: {requests} requests (at most {MAX_ORACLE_REQUESTS})")
     rules = run_rules(run)
-    return list(_simulated_oracle(scenario.name, run["seed"], requests, float(rps),
-                                  rules.penalty_weight, rules.free_attempts))
+    arrivals = (run.get("params") or {}).get("arrivals", "uniform")
+    try:
+        return list(_simulated_oracle(scenario.name, run["seed"], requests, float(rps),
+                                      rules.penalty_weight, rules.free_attempts, arrivals))
+    except ArrivalsError as exc:
+        raise NoTruth(f"oracle unknown: {exc}") from exc
 
 
 @lru_cache(maxsize=64)
 def _simulated_oracle(scenario: str, seed: int, requests: int, rps: float,
-                      penalty_weight: float, free_attempts: int) -> tuple[float, ...]:
+                      penalty_weight: float, free_attempts: int,
+                      arrivals: str) -> tuple[float, ...]:
     rules = Rules(free_attempts=free_attempts, penalty_weight=penalty_weight,
                   deadline_s=LB_DEADLINE_S)
-    stats = simulate("oracle", load_scenario(scenario), seed, requests, rps, rules)
+    stats = simulate("oracle", load_scenario(scenario), seed, requests, rps, rules,
+                     arrivals=parse_arrivals(arrivals))
     return tuple(stats.per_request_score)
 
 
