@@ -114,6 +114,8 @@ def test_live_page_follows_a_real_balancer(page, tmp_path):
         assert counter(page, "accepted") > 0
         facts = page.locator("#facts").text_content()
         assert "v4 (thompson)" in facts and "T1" in facts
+        # v4 never waits: nothing waits now, none waited, the bound is the balancer's
+        assert "0 now (at most 1000); 0 waited" in facts and "0 turned away" in facts
         # The fleet's truth reaches the page: true rates and the oracle's regret.
         page.wait_for_function("document.querySelector('[data-counter=regret] .value')"
                                ".textContent !== '–'", timeout=WAIT_MS)

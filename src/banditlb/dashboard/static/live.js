@@ -93,6 +93,14 @@ function oracleNote() {
     : base;
 }
 
+/** Ids waiting for capacity now, and what waiting cost so far. */
+function waitingText(w) {
+  if (!w) return "–";
+  const ms = (v) => (v === null || v === undefined ? "–" : `${num(v, 0)} ms`);
+  return `${w.now} now (at most ${w.max}); ${w.waited} waited (p50 ${ms(w.p50_ms)}, ` +
+    `p99 ${ms(w.p99_ms)}); ${w.turned_away} turned away`;
+}
+
 function render(snap, oracle) {
   facts.replaceChildren(
     fact("strategy", `${snap.strategy}${snap.alias && snap.alias !== snap.strategy ? ` (${snap.alias})` : ""}`),
@@ -101,6 +109,7 @@ function render(snap, oracle) {
     fact("run", snap.run_id ?? "not recorded"),
     fact("rules", `${snap.free_attempts} free attempts, penalty ${snap.penalty_weight}`),
     fact("recording", snap.recording === false ? `off (${snap.dropped} dropped)` : "on"),
+    fact("waiting", waitingText(snap.waiting)),
   );
   const servers = snap.servers.map((s) => ({ ...s, port: portOf(s.upstream) }));
   live.view.update({
