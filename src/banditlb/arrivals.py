@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 FORMS = "uniform, poisson, burst:N, closed:N or trace:FILE"
+_WHOLE = re.compile(r"[0-9]+")
 
 
 class ArrivalsError(ValueError):
@@ -29,6 +31,9 @@ class Arrivals:
     trace: tuple[float, ...] = ()
     """Send times read from the trace file (trace:FILE), sorted, from 0."""
     label: str = "uniform"
+
+    def __str__(self) -> str:
+        return self.label
 
     @property
     def closed(self) -> bool:
@@ -75,14 +80,18 @@ def parse_arrivals(spec: str) -> Arrivals:
     if kind in ("uniform", "poisson") and not sep:
         return Arrivals(kind, label=kind)
     if kind in ("burst", "closed") and sep:
-        if not arg.strip().isdigit() or int(arg) < 1:
+        if not _WHOLE.fullmatch(arg.strip()) or int(arg) < 1:
             raise ArrivalsError(f"bad arrivals {spec!r}: {kind}:N needs a whole number "
-                                f"N >= 1, e.g. {kind}:10")
+                                f"N >= 1, e.g. {kind}:10 (accepted: {FORMS})")
         size = int(arg)
         return Arrivals(kind, size, label=f"{kind}:{size}")
     if kind == "trace" and sep and arg.strip():
         return Arrivals("trace", trace=read_trace(Path(arg.strip())), label=text)
     raise ArrivalsError(f"bad arrivals {spec!r}: expected {FORMS}")
+
+
+UNIFORM = Arrivals("uniform")
+"""One id every 1/rps seconds: the default everywhere."""
 
 
 def read_trace(path: Path) -> tuple[float, ...]:
