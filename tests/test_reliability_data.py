@@ -25,7 +25,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from banditlb.harness import NO_ANSWER, fire_open_loop, make_ids
+from banditlb.harness import NO_ANSWER, fire, make_ids
 from banditlb.outcomes import Outcome
 from banditlb.proxy.runner import READY_PREFIX, LbHandle, LbOptions, start_lb_process
 from banditlb.store import Store, db_path
@@ -140,8 +140,7 @@ async def test_kill_9_loses_at_most_the_last_flush_interval_never_part_of_a_row(
 
     asyncio.get_running_loop().call_later(2.0, kill)
     try:
-        sent = await fire_open_loop(lb.url + "/", make_ids(600, "kill-9"), rps=200,
-                                    timeout_s=5)
+        sent = (await fire(lb.url + "/", make_ids(600, "kill-9"), rps=200, timeout_s=5)).rows
     finally:
         lb.stop()
     assert lb.process.returncode == -signal.SIGKILL

@@ -22,7 +22,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from banditlb.fleet.runner import start_fleet_process
-from banditlb.harness import NO_ANSWER, fire_open_loop, make_ids
+from banditlb.harness import NO_ANSWER, fire, make_ids
 from banditlb.proxy.runner import start_lb_process
 from banditlb.store import Store, db_path
 
@@ -48,8 +48,9 @@ def trial(upstreams: list[str], data_dir: Path, seed: int) -> dict:
             killed_at.append(time.time())
 
         asyncio.get_running_loop().call_later(KILL_AFTER_S, kill)
-        return await fire_open_loop(lb.url + "/", make_ids(int(RPS * KILL_AFTER_S * 1.5),
-                                                           f"crash {seed}"), RPS, timeout_s=5)
+        fired = await fire(lb.url + "/", make_ids(int(RPS * KILL_AFTER_S * 1.5),
+                                                  f"crash {seed}"), RPS, timeout_s=5)
+        return fired.rows
 
     try:
         sent = asyncio.run(load())

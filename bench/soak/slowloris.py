@@ -19,7 +19,7 @@ import tempfile
 from probe import sample
 
 from banditlb.fleet.runner import new_event_loop, start_fleet_process
-from banditlb.harness import fire_open_loop, make_ids
+from banditlb.harness import fire, make_ids
 from banditlb.proxy.runner import start_lb_process
 
 TRICKLE_EVERY_S = 10.0
@@ -52,8 +52,8 @@ async def attack(lb_url: str, pid: int, connections: int, duration_s: float) -> 
     slow = [asyncio.create_task(slow_client(port, duration_s)) for _ in range(connections)]
     await asyncio.sleep(1.0)
     during = sample(pid, 1.0)
-    valid = await fire_open_loop(lb_url + "/", make_ids(int(10 * (duration_s - 5)), "loris"),
-                                 10.0)
+    valid = (await fire(lb_url + "/", make_ids(int(10 * (duration_s - 5)), "loris"),
+                        10.0)).rows
     closed = await asyncio.gather(*slow)
     latencies = sorted(r.latency_ms for r in valid)
     return {

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from banditlb.commands.common import CHALLENGE_SCENARIOS
+from banditlb.commands.common import CHALLENGE_SCENARIOS, ArrivalsOption, arrivals_option
 from banditlb.commands.harness import INTERRUPTED, run_live
 from banditlb.harness.services import Services
 from banditlb.store import DEFAULT_DATA_DIR
@@ -26,10 +26,12 @@ def demo_command(
                                       "one.")] = 8080,
     requests: Annotated[int, typer.Option(min=1, help="Requests per run.")] = 50,
     rps: Annotated[float, typer.Option(min=0.01, help="Requests per second.")] = 20.0,
+    arrivals: ArrivalsOption = "uniform",
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Exit after the runs instead of "
                                           "serving the dashboard until Ctrl-C.")] = False,
 ) -> None:
     """Start everything, compare auto, v4 and v6 on T1, T2, T3 live, then serve the dashboard."""
+    chosen_arrivals = arrivals_option(arrivals)
 
     def serve(services: Services) -> None:
         console = Console()
@@ -46,7 +48,7 @@ def demo_command(
     _, complete = run_live(DEMO_STRATEGIES, list(CHALLENGE_SCENARIOS), requests, rps, seed=0,
                            session=DEMO_SESSION, fleet_url=None, lb_url=None,
                            data_dir=data_dir, penalty_weight=1.0, free_attempts=3,
-                           lb_port=port, while_serving=serve)
+                           lb_port=port, arrivals=chosen_arrivals, while_serving=serve)
     if not complete:
         raise typer.Exit(INTERRUPTED)
 

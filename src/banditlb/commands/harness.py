@@ -9,7 +9,14 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from banditlb.commands.common import fail, resolve_scenarios, resolve_strategies
+from banditlb.arrivals import UNIFORM, Arrivals
+from banditlb.commands.common import (
+    ArrivalsOption,
+    arrivals_option,
+    fail,
+    resolve_scenarios,
+    resolve_strategies,
+)
 from banditlb.harness import MatrixConfig, RunResult
 from banditlb.harness.live_report import print_results, run_with_progress
 from banditlb.harness.services import Services, running_services
@@ -25,8 +32,9 @@ def harness_command(
     scenarios: Annotated[str, typer.Option(
         help="Comma-separated scenarios, or 'all' for T1,T2,T3.")] = "T1,T2,T3",
     requests: Annotated[int, typer.Option(min=1, help="Requests per run.")] = 100,
-    rps: Annotated[float, typer.Option(min=0.01, help="Open-loop arrival rate "
+    rps: Annotated[float, typer.Option(min=0.01, help="Mean arrival rate "
                                        "(requests per second).")] = 10.0,
+    arrivals: ArrivalsOption = "uniform",
     seed: Annotated[int, typer.Option(help="Fleet reset seed and policy seed, the same for "
                                       "every run.")] = 0,
     session: Annotated[str | None, typer.Option(help="Record into this session (created "
@@ -47,11 +55,13 @@ def harness_command(
                                                     "admin API.")] = None,
 ) -> None:
     """Run strategies x scenarios through the real balancer and fleet; print the scores."""
+    chosen_arrivals = arrivals_option(arrivals)
     results, complete = run_live(
         resolve_strategies(strategies, include_oracle=False),
         [s.name for s in resolve_scenarios(scenarios)], requests, rps, seed=seed,
         session=session, fleet_url=fleet_url, lb_url=lb_url, data_dir=data_dir,
-        penalty_weight=penalty_weight, free_attempts=free_attempts, admin_token=admin_token)
+        penalty_weight=penalty_weight, free_attempts=free_attempts, admin_token=admin_token,
+        arrivals=chosen_arrivals)
     if not complete:
         raise typer.Exit(INTERRUPTED)
 
@@ -60,6 +70,7 @@ def run_live(strategies: list[str], scenarios: list[str], requests: int, rps: fl
              seed: int, session: str | None, fleet_url: str | None, lb_url: str | None,
              data_dir: Path, penalty_weight: float, free_attempts: int,
              admin_token: str | None = None, lb_port: int = 0,
+             arrivals: Arrivals = UNIFORM,
              while_serving: Callable[[Services], None] | None = None
              ) -> tuple[list[RunResult], bool]:
     """Start what is missing, run the matrix, print the table; (results, all runs finished).
@@ -77,7 +88,7 @@ def run_live(strategies: list[str], scenarios: list[str], requests: int, rps: fl
                 strategies=strategies, scenarios=scenarios, fleet_url=services.fleet_url,
                 lb_url=services.lb_url, requests=requests, rps=rps, seed=seed,
                 session=session, data_dir=data_dir, penalty_weight=penalty_weight,
-                free_attempts=free_attempts, admin_token=admin_token)
+                free_attempts=free_attempts, admin_token=admin_token, arrivals=arrivals)
             results = run_with_progress(config, console)
             print_results(console, results)
             complete = len(results) == len(strategies) * len(scenarios)

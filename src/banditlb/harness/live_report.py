@@ -44,8 +44,10 @@ def print_results(console: Console, results: list[RunResult]) -> None:
         rows = sorted((r for r in results if r.scenario == scenario), key=lambda r: -r.score)
         best = rows[0].score
         winners[scenario] = ([r.strategy for r in rows if r.score == best], best)
-        table = Table(title=f"{scenario}: {rows[0].requests} requests per run, "
-                            f"score from the fleet's ground truth")
+        modes = ", ".join(dict.fromkeys(r.arrivals for r in rows))
+        table = Table(title=f"{scenario}: {rows[0].requests} requests per run, {modes} "
+                            f"arrivals; score from the fleet's ground truth, latency "
+                            f"(p50, p99) at the client")
         table.add_column("strategy")
         for column in ("run", "score", "accepted", "penalized", "429s", "attempts",
                        "p50 ms", "p99 ms"):

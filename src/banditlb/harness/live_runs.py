@@ -1,8 +1,9 @@
 """The run matrix: every (strategy, scenario) against the live fleet, recorded in the store.
 
 Each run starts from the same fleet state (reset with the same seed) and sends the same
-ids, so strategies differ only by their decisions. The score is the fleet's ground
-truth, not the balancer's own count.
+ids at the same times (the arrival process and the seed fix them), so strategies differ
+only by their decisions. The score is the fleet's ground truth, not the balancer's own
+count.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from banditlb.arrivals import UNIFORM, Arrivals
 from banditlb.harness.control import BalancerControl, FleetControl
-from banditlb.harness.loadgen import fire_open_loop, make_ids
-from banditlb.stats import percentile
+from banditlb.harness.loadgen import client_latency, fire, make_ids
 from banditlb.store import DEFAULT_DATA_DIR, RequestRow, Store
 
 GROUND_TRUTH_KEYS = ("score", "ids_seen", "ids_accepted", "attempts", "penalized_attempts",
@@ -38,6 +39,8 @@ class MatrixConfig:
     free_attempts: int = 3
     admin_token: str | None = None
     client_timeout_s: float = 30.0
+    arrivals: Arrivals = UNIFORM
+    """When the ids leave; the schedule is seeded by `seed` like the fleet."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ class RunResult:
     recording: bool
     dropped: int
     truth: dict = field(repr=False)
+    arrivals: str = UNIFORM.label
 
 
 OnRunStart = Callable[[str, str, int], Callable[[RequestRow], None] | None]
@@ -80,7 +84,7 @@ def iter_runs(config: MatrixConfig, on_run_start: OnRunStart | None = None
         session_id = _session(store, config.session)
         for scenario in config.scenarios:
             upstreams = fleet.upstreams(scenario)
-            ids = make_ids(config.requests, f"{config.seed}:{scenario}")
+            ids = make_ids(config.arrivals.count(config.requests), f"{config.seed}:{scenario}")
             for strategy in config.strategies:
                 on_answer = on_run_start(strategy, scenario, len(ids)) if on_run_start else None
                 yield _one_run(config, store, session_id, fleet, balancer, strategy, scenario,
@@ -97,13 +101,14 @@ def _session(store: Store, name: str | None) -> int:
 def _one_run(config: MatrixConfig, store: Store, session_id: int, fleet: FleetControl,
              balancer: BalancerControl, strategy: str, scenario: str, upstreams: list[str],
              ids: list[str], on_answer: Callable[[RequestRow], None] | None) -> RunResult:
-    run_id = store.create_run(session_id, strategy, scenario, {}, config.seed, "harness")
+    run_id = store.create_run(session_id, strategy, scenario,
+                              {"arrivals": config.arrivals.label}, config.seed, "harness")
     try:
         fleet.reset(config.seed)
         balancer.switch(strategy, upstreams, scenario, run_id, config.seed)
-        rows = asyncio.run(fire_open_loop(f"{config.lb_url.rstrip('/')}/", ids, config.rps,
-                                          timeout_s=config.client_timeout_s,
-                                          on_answer=on_answer))
+        rows = asyncio.run(fire(f"{config.lb_url.rstrip('/')}/", ids, config.rps,
+                                config.arrivals, config.seed,
+                                timeout_s=config.client_timeout_s, on_answer=on_answer)).rows
         flushed = balancer.flush()
         truth = fleet.scores(config.penalty_weight, config.free_attempts)[scenario]
     except BaseException as exc:
@@ -111,23 +116,24 @@ def _one_run(config: MatrixConfig, store: Store, session_id: int, fleet: FleetCo
                       else {"error": str(exc)})
         raise
     store.record_requests(run_id, rows)
-    result = _result(strategy, scenario, run_id, session_id, rows, truth, flushed)
+    result = _result(strategy, scenario, run_id, session_id, rows, truth, flushed,
+                     config.arrivals)
     store.end_run(run_id, summary_of(result, config))
     return result
 
 
 def _result(strategy: str, scenario: str, run_id: int, session_id: int, rows: list[RequestRow],
-            truth: dict, flushed: dict) -> RunResult:
-    latencies = sorted(r.latency_ms for r in rows)
+            truth: dict, flushed: dict, arrivals: Arrivals) -> RunResult:
+    p50, p99 = client_latency(rows)
     return RunResult(
         strategy=strategy, scenario=scenario, run_id=run_id, session_id=session_id,
         score=truth["score"], ids_accepted=truth["ids_accepted"],
         penalized_attempts=truth["penalized_attempts"], rate_limited=truth["rate_limited"],
         attempts=truth["attempts"], requests=len(rows),
         answered_ok=sum(r.status == 200 for r in rows),
-        client_p50_ms=percentile(latencies, 50), client_p99_ms=percentile(latencies, 99),
+        client_p50_ms=p50, client_p99_ms=p99,
         recording=bool(flushed.get("recording", True)), dropped=int(flushed.get("dropped", 0)),
-        truth=truth)
+        truth=truth, arrivals=arrivals.label)
 
 
 def summary_of(result: RunResult, config: MatrixConfig) -> dict:
