@@ -48,11 +48,13 @@ bench: $(DEVSTAMP)
 
 # Peer benchmark (issue #6): throughput side by side (~5 min, pinned with taskset, not
 # niced so the figures are the machine's), then auto vs nginx vs HAProxy scored live and
-# simulated (25-40 min, niced; a seed runs again when the shared machine stalls).
+# simulated for every arrival process (uniform, poisson, burst:10, closed:10; ~45 min,
+# niced; a seed runs again when the shared machine stalls). Other processes:
+# `make bench-peers ARRIVALS=uniform,burst:20`.
 # Rewrites docs/benchmarks.md and docs/img/peers-*.png from bench/peers/results/.
 bench-peers: $(STAMP)
 	$(BIN)/python -m bench.peers.throughput
-	nice -n 5 $(BIN)/python -m bench.peers.run
+	nice -n 5 $(BIN)/python -m bench.peers.run $(if $(ARRIVALS),--arrivals $(ARRIVALS))
 
 # Long reliability runs (issue #7, ~12 min): 1,000 req/s burst, 5-minute live soak,
 # 24 h virtual soak, kill -9 crashes, slowloris; prints the figures of docs/reliability.md.

@@ -112,13 +112,67 @@ def test_report_is_written_from_saved_results_alone(tmp_path):
     doc.parent.mkdir()
     write_report(results, doc)
     text = doc.read_text()
-    assert "### T2, weight 0.5" in text
+    # results from before arrival processes were recorded read as uniform
+    assert "## Arrivals `uniform`" in text and "side by side" not in text
+    assert "#### T2, weight 0.5, `uniform`" in text
     assert "banditlb simulate --strategies all --scenarios T1 --requests 200 --seeds 3 " \
-           "--json --penalty-weight 1" in text
-    assert "| **auto** | live | 98.5" in text
+           "--json --penalty-weight 1   #" in text
+    assert "| **auto** | live | 98.5 ± 1.2 | 99.5 | 98.5 | 0.00 | 0.0 | 3.0 | 40.0 |  |" in text
     assert "No throughput results saved" in text
     assert (tmp_path / "docs" / "img" / "peers-w1.png").stat().st_size > 0
     assert (tmp_path / "docs" / "img" / "peers-w0.5.png").stat().st_size > 0
+
+
+def test_report_has_a_section_per_arrival_process(tmp_path):
+    """Each arrival process: its own tables against the oracle simulated with the same
+    arrivals, client p50/p99 per live row, its own stall rule; and one table across them."""
+    results = tmp_path / "results"
+    results.mkdir()
+    modes = ["uniform", "burst:10", "closed:10"]
+    records, sims = [], []
+    for mode, (auto_scores, oracle, p99) in zip(modes, [([196, 198, 197], 99.0, 40.0),
+                                                        ([180, 184, 182], 92.0, 400.0),
+                                                        ([190, 192, 194], 97.0, 60.0)],
+                                                strict=True):
+        for weight in (1.0, 0.5):
+            for record in live("auto", "T2", weight, auto_scores) + \
+                    live("nginx", "T2", weight, [170, 172, 174]):
+                records.append({**record, "arrivals": mode, "client_p99_ms": p99,
+                                "stall_max_ms": 12.0, "tries": 1})
+            for seeds in (3, 20):
+                sims += [{**simulated("oracle", "T2", weight, oracle, seeds), "arrivals": mode,
+                          "latency_p50_ms": 2.0, "latency_p99_ms": 9.0},
+                         {**simulated("v4", "T2", weight, 90.0, seeds), "arrivals": mode}]
+    meta = {"date": "today", "machine": "test", "packages": {"nginx": "1", "haproxy": "2"},
+            "scenarios": ["T2"], "seeds": [0, 1, 2], "requests": 200, "rps": 10.0,
+            "arrivals": modes, "elapsed_s": 60, "peers": {"auto (w=1)": "banditlb lb"}}
+    (results / "live.json").write_text(json.dumps({"meta": meta, "records": records}))
+    (results / "simulated.json").write_text(json.dumps({"requests": 200, "records": sims}))
+    doc = tmp_path / "docs" / "benchmarks.md"
+    doc.parent.mkdir()
+    write_report(results, doc)
+    text = doc.read_text()
+
+    sections = text.split("\n## Arrivals `")[1:]
+    assert [s.split("`", 1)[0] for s in sections] == modes
+    burst = sections[1]
+    assert "10 ids at once every 1 s (the same mean rate)" in burst
+    assert "an id left more than 500 ms after its send time" in burst
+    assert "the generator's event loop fell more than 500 ms behind" in sections[2]
+    # burst's auto: 91 per 100 against burst's own oracle (92), p99 at the client
+    assert "| **auto** | live | 91.0 ± 2.5 | 98.9 | 91.0 | 0.00 | 0.0 | 3.0 | 400.0 |  |" \
+        in burst
+    assert "| oracle | simulated | 92.0 ± 1.0 | 100.0 | 92.0 | 0.00 | 0.0 | 2.0 | 9.0 | " \
+        "92.0 ± 1.0 |" in burst
+    assert "--penalty-weight 1 --arrivals burst:10   # simulated rows" in burst
+    assert "python -m bench.peers.run --arrivals burst:10" in burst
+    assert "### Targets for `auto`, `burst:10` arrivals" in burst
+
+    overview = text.split("## Arrival processes side by side", 1)[1].split("\n## ", 1)[0]
+    assert "| T2 | **auto** | 98.5 ± 1.2 (99.5%), 40 ms | 91.0 ± 2.5 (98.9%), 400 ms | " \
+           "96.0 ± 2.5 (99.0%), 60 ms |" in overview
+    for name in ("peers-w1.png", "peers-burst10-w1.png", "peers-closed10-w0.5.png"):
+        assert (tmp_path / "docs" / "img" / name).stat().st_size > 0
 
 
 def throughput_run(name: str, max_rps: float, ms_per_1k: float | None, limit: str,

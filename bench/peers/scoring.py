@@ -2,7 +2,8 @@
 
 Live records are one ground-truth score per (peer, scenario, seed, weight); simulated
 records are `banditlb simulate --json` summaries. The oracle is simulated on the same
-fleet seeds as the live runs, so "% of oracle" compares like with like.
+fleet seeds and the same arrival process as the live runs, so "% of oracle" compares like
+with like (callers pass the records of one arrival process).
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ class Row:
     rate_limited_per_100: float
     per_seed: tuple[float, ...] = ()
     """Score per 100 for each seed in order (live rows only)."""
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    """Latency from an id's send to its answer at the client: each run's percentile,
+    averaged over the seeds (simulated rows: in virtual time, when the summary has it)."""
 
 
 @dataclass(frozen=True)
@@ -99,14 +104,21 @@ def live_row(records: list[dict], peer: str, oracle: float | None) -> Row:
         return sum(per_100(r[key], r["requests"]) for r in runs) / len(runs)
 
     return Row(peer, "live", len(runs), mean, ci, _pct(mean, oracle), avg("ids_accepted"),
-               avg("penalized_attempts"), avg("rate_limited"), tuple(scores))
+               avg("penalized_attempts"), avg("rate_limited"), tuple(scores),
+               _mean_of(runs, "client_p50_ms"), _mean_of(runs, "client_p99_ms"))
+
+
+def _mean_of(records: list[dict], key: str) -> float | None:
+    values = [r[key] for r in records if r.get(key) is not None]
+    return sum(values) / len(values) if values else None
 
 
 def simulated_row(summary: dict, oracle: float | None) -> Row:
     return Row(summary["strategy"], "simulated", summary["seeds"], summary["score_per_100"],
                summary["ci95"], _pct(summary["score_per_100"], oracle),
                summary["accepted_pct"], summary["penalized_per_100"],
-               summary["rate_limited_per_100"])
+               summary["rate_limited_per_100"], p50_ms=summary.get("latency_p50_ms"),
+               p99_ms=summary.get("latency_p99_ms"))
 
 
 def live_peers(records: list[dict]) -> list[str]:
