@@ -19,11 +19,12 @@ from pathlib import Path
 
 import uvicorn
 
-from banditlb.attempts import Rules
 from banditlb.proxy.admin import TOKEN_ENV
 from banditlb.proxy.app import BalancerApp, create_app
 from banditlb.proxy.config import LbConfig, resolve_upstreams
 from banditlb.proxy.protocol import BalancerHttpProtocol
+from banditlb.rules import Rules
+from banditlb.waitlist import DEFAULT_MAX_WAITING
 
 READY_PREFIX = "banditlb lb listening on "
 START_TIMEOUT_S = 30.0
@@ -122,6 +123,7 @@ class LbOptions:
     admin_token: str | None = None
     scenario: str | None = None
     seed: int = 0
+    max_waiting: int = DEFAULT_MAX_WAITING
 
     def rules(self) -> Rules:
         return Rules(free_attempts=self.free_attempts, penalty_weight=self.penalty_weight,
@@ -134,7 +136,8 @@ class LbOptions:
                 "--free-attempts", str(self.free_attempts),
                 "--max-attempts", str(self.max_attempts),
                 "--attempt-timeout-ms", str(self.attempt_timeout_ms),
-                "--deadline-ms", str(self.deadline_ms), "--seed", str(self.seed)]
+                "--deadline-ms", str(self.deadline_ms), "--seed", str(self.seed),
+                "--max-waiting", str(self.max_waiting)]
         for key, value in (self.params or {}).items():
             args += ["--param", f"{key}={value}"]
         if self.scenario:
@@ -149,7 +152,7 @@ def start_lb_thread(upstreams: list[str], *, strategy: str = "auto", data_dir: s
     opts = LbOptions(**options)
     config = LbConfig(resolve_upstreams(list(upstreams)), strategy, dict(opts.params or {}),
                       opts.seed, opts.rules(), opts.scenario, host, port, Path(data_dir),
-                      fleet_url, opts.admin_token)
+                      fleet_url, opts.admin_token, opts.max_waiting)
     sock = bind(host, port)
     ready = threading.Event()
     server = make_server(create_app(config), ready.set)
