@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import httpx
@@ -28,10 +29,8 @@ def burst(url: str, tag: str, count: int = BURST) -> list[httpx.Response | None]
     def one(k: int) -> None:
         with httpx.Client(timeout=15) as client:
             start.wait()
-            try:
+            with contextlib.suppress(httpx.TransportError):
                 answers[k] = client.post(url, json={"id": f"{tag}{k:020d}"})
-            except httpx.TransportError:
-                pass
     threads = [threading.Thread(target=one, args=(k,)) for k in range(count)]
     for thread in threads:
         thread.start()
