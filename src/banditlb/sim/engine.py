@@ -15,7 +15,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field
 
-from banditlb.arrivals import Arrivals, parse_arrivals
+from banditlb.arrivals import UNIFORM, Arrivals
 from banditlb.attempts import OK, STOP, AttemptLoop, Send
 from banditlb.fleet.models import ServerModel
 from banditlb.fleet.scenario import Scenario
@@ -28,7 +28,6 @@ from banditlb.waitlist import DEFAULT_MAX_WAITING, Waitlist
 _tuple_new = tuple.__new__
 """Attempt(...) without the NamedTuple's Python-level __new__ (half its cost): one per attempt."""
 outcome_of = Outcome.from_status
-UNIFORM = parse_arrivals("uniform")
 ARRIVE, ANSWER, WAKE = 0, 1, 2
 """Event kinds; at equal times events run in the order they were scheduled."""
 

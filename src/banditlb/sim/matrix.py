@@ -9,10 +9,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from banditlb.arrivals import Arrivals
+from banditlb.arrivals import UNIFORM, Arrivals
 from banditlb.fleet.scenario import Scenario
 from banditlb.rules import Rules
-from banditlb.sim.engine import UNIFORM, RunStats, simulate
+from banditlb.sim.engine import RunStats, simulate
 from banditlb.stats import mean_ci95
 from banditlb.strategies import canonical_name
 from banditlb.waitlist import DEFAULT_MAX_WAITING
