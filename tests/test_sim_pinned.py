@@ -1,9 +1,9 @@
 """The simulator's results for fixed seeds, pinned.
 
-Speed work on the simulator, the router, the fleet models and the policies must
+Speed work on the simulator, the router, the fleet models and the strategies must
 not change what a simulation computes: these numbers were produced before that
 work and must stay exactly the same. A deliberate change of behaviour (a model,
-a policy, how a policy draws its random numbers) changes them: check that the
+a strategy, how a strategy draws its random numbers) changes them: check that the
 results stay statistically the same (`banditlb simulate --strategies all
 --scenarios T1,T2,T3 --seeds 20 --json` before and after), then update the
 table with the printout of the failing cases.

@@ -1,4 +1,4 @@
-"""What can happen to one attempt, shared by the fleet, the router and the policies."""
+"""What can happen to one attempt, shared by the fleet, the router and the strategies."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 
 class Outcome(StrEnum):
-    """The result of one attempt at one upstream, as a policy learns it."""
+    """The result of one attempt at one upstream, as a strategy learns it."""
 
     ACCEPTED = "accepted"
     FAILED = "failed"

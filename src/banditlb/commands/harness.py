@@ -35,7 +35,7 @@ def harness_command(
     rps: Annotated[float, typer.Option(min=0.01, help="Mean arrival rate "
                                        "(requests per second).")] = 10.0,
     arrivals: ArrivalsOption = "uniform",
-    seed: Annotated[int, typer.Option(help="Fleet reset seed and policy seed, the same for "
+    seed: Annotated[int, typer.Option(help="Fleet reset seed and strategy seed, the same for "
                                       "every run.")] = 0,
     session: Annotated[str | None, typer.Option(help="Record into this session (created "
                                                 "if new); default: a new timestamped "

@@ -1,1 +1,1 @@
-"""Virtual-time simulator: the router and policies against the fleet models, no sockets."""
+"""Virtual-time simulator: the router and strategies against the fleet models, no sockets."""
