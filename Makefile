@@ -41,7 +41,7 @@ harness: $(STAMP)
 
 # Speed figures of bench/README.md, one script per part (each prints its own table).
 bench: $(DEVSTAMP)
-	$(BIN)/python bench/policy_micro.py
+	$(BIN)/python bench/strategy_micro.py
 	$(BIN)/python bench/sim_speed.py
 	$(BIN)/python bench/fleet_throughput.py
 	$(BIN)/python bench/proxy_latency.py

@@ -1,9 +1,13 @@
-"""Cost of one decision: begin_request + select + observe, per strategy, 10 servers.
+"""Cost of one decision: a first attempt through the attempt loop, per strategy, 10 servers.
 
-Why: the balancer calls the policy on every attempt, so a policy must cost
-microseconds, not the milliseconds an upstream takes. Run:
+Why: the balancer asks the strategy on every attempt, so a decision must cost
+microseconds, not the milliseconds an upstream takes. One decision is what the
+router does for an id's first attempt: `AttemptLoop(...)` (the chooser's
+begin_request), `decide` (the admission rule's ready servers, the chooser's pick,
+the attempt taking its capacity) and `record` (admission and chooser learn the
+outcome). Run:
 
-    .venv/bin/python bench/policy_micro.py [--servers 10] [--batches 200] [--batch 500]
+    .venv/bin/python bench/strategy_micro.py [--servers 10] [--batches 200] [--batch 500]
 
 Prints the median (over batches) of the mean CPU time per decision, and the p90.
 CPU time (not wall time) so that other work on a shared machine inflates it less.
@@ -17,9 +21,12 @@ import random
 import statistics
 import time
 
-from banditlb.outcomes import Outcome
-from banditlb.strategies import make_policy, strategy_names
-from banditlb.strategies.base import Context
+from banditlb.attempts import AttemptLoop, Send
+from banditlb.outcomes import Attempt, Outcome
+from banditlb.rules import Rules
+from banditlb.strategies import make_strategy, strategy_names
+
+RULES = Rules()
 
 
 class FixedTruth:
@@ -34,10 +41,13 @@ class FixedTruth:
     def available(self, now: float) -> bool:
         return True
 
+    def admits_in(self, now: float) -> float:
+        return 0.0
+
 
 def outcome_rows(probs: list[float], rng: random.Random, rows: int) -> list[list[Outcome]]:
     """Per decision, the outcome each server would give: 5% 429s, else accepted with
-    probs[s]. Drawn before the timing so only the policy is measured."""
+    probs[s]. Drawn before the timing so only the decision is measured."""
     def outcome(p: float) -> Outcome:
         if rng.random() < 0.05:
             return Outcome.RATE_LIMITED
@@ -47,21 +57,24 @@ def outcome_rows(probs: list[float], rng: random.Random, rows: int) -> list[list
 
 
 def time_strategy(name: str, n_servers: int, batches: int, batch: int) -> list[float]:
-    """CPU microseconds per decision, averaged over each batch of decisions."""
+    """CPU microseconds per decision, averaged over each batch of decisions. A decision
+    that waits (auto pacing a server after a 429) is timed too; it learns nothing."""
     probs = [0.3 + 0.6 * i / max(1, n_servers - 1) for i in range(n_servers)]
-    policy = make_policy(name, n_servers, seed=1, truth=[FixedTruth(p) for p in probs])
+    strategy = make_strategy(name, n_servers, seed=1, truth=[FixedTruth(p) for p in probs])
     rng = random.Random(2)
     per_batch = []
     now = 0.0
     for _ in range(batches):
-        contexts = [Context(now + i * 0.1) for i in range(batch)]
+        times = [now + i * 0.1 for i in range(batch)]
         rows = outcome_rows(probs, rng, batch)
         now += batch * 0.1
         start = time.process_time()
-        for ctx, row in zip(contexts, rows, strict=True):
-            policy.begin_request(ctx.now)
-            server = policy.select(ctx)
-            policy.observe(server, row[server], ctx.now, 0.002)
+        for at, row in zip(times, rows, strict=True):
+            loop = AttemptLoop(strategy, RULES, at)
+            decision = loop.decide(at)
+            if type(decision) is Send:
+                server = decision.server
+                loop.record(Attempt(server, row[server], at, 0.002))
         per_batch.append((time.process_time() - start) / batch * 1e6)
     return per_batch
 

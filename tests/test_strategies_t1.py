@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import pytest
 
-from banditlb.attempts import RequestRoute, Rules, score
+from banditlb.attempts import OK, STOP, AttemptLoop, Send
 from banditlb.fleet.scenario import load_scenario
 from banditlb.outcomes import Attempt, Outcome
-from banditlb.strategies import make_policy
+from banditlb.rules import Rules
+from banditlb.strategies import make_strategy
 
 REQUESTS = 2000
 
@@ -19,21 +20,24 @@ REQUESTS = 2000
 def drive(strategy: str, seed: int) -> tuple[list[int], float, int]:
     """(attempts per server, score, attempts in total) for one seeded run on T1."""
     models = load_scenario("T1").build(seed)
-    policy = make_policy(strategy, len(models), seed=seed, truth=models)
+    chosen = make_strategy(strategy, len(models), seed=seed, truth=models)
     rules = Rules()
     per_server = [0] * len(models)
-    results = []
+    score = 0.0
     for i in range(REQUESTS):
         now = i / 10.0
-        route = RequestRoute(policy, rules, now)
-        while (server := route.next_server(now)) is not None:
+        loop = AttemptLoop(chosen, rules, now)
+        while (decision := loop.decide(now)) is not STOP:
+            assert type(decision) is Send  # T1 has no rate limits: nothing to wait for
+            server = decision.server
             reply = models[server].handle(now)
-            route.record(Attempt(server, Outcome.from_status(reply.status), now,
-                                 reply.latency_s, reply.status))
+            loop.record(Attempt(server, Outcome.from_status(reply.status), now,
+                                reply.latency_s, reply.status))
             per_server[server] += 1
             now += reply.latency_s
-        results.append(route.result())
-    return per_server, score(results, rules), sum(per_server)
+        result = loop.result()
+        score += rules.id_score(result.status == OK, len(result.attempts))
+    return per_server, score, sum(per_server)
 
 
 def best_server() -> int:
