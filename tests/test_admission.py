@@ -311,9 +311,6 @@ def test_next_admit_is_later_than_now_when_not_ready_and_the_server_is_ready_the
     assert assert_next_admit_keeps_its_promise(range(40), start, **params) > 1000
 
 
-@pytest.mark.xfail(strict=True, reason="src bug: with decrease=1.0 the rate is constant "
-                   "while it recovers, and next_admit's start + (need - have) / rate lands "
-                   "an ulp short of the token it promises (tokens 0.9999999999999997)")
 def test_next_admit_keeps_its_promise_when_the_rate_does_not_grow():
     assert_next_admit_keeps_its_promise(range(40), 0.0, decrease=1.0)
 
@@ -369,9 +366,6 @@ def test_true_capacity_reads_the_fleet_models():
     assert list(rule.probes(now)) == list(range(len(models)))
 
 
-@pytest.mark.xfail(strict=True, reason="src bug: TokenBucket.retry_after's (1 - tokens) / "
-                   "rate lands an ulp short of the token (0.9999999999999998 at 4/3 s), so "
-                   "the model does not admit at the time admits_in promised")
 def test_true_capacity_admits_exactly_when_next_admit_says():
     models = load_scenario("T2").build(0)
     rule = TrueCapacity(len(models), truth=models)

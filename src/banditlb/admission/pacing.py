@@ -32,6 +32,8 @@ from banditlb.outcomes import CONN_ERROR, RATE_LIMITED, Outcome
 MAX_DOUBLINGS = 30.0
 """Regrowth stops here (a billion times the refused rate: unpaced in practice), so a
 long quiet spell cannot overflow the float."""
+ROUNDING_S = 1e-9
+"""Added to a promised admission time so float rounding cannot make it a hair early."""
 MIN_WAIT_S = 0.001
 """The shortest wait `next_admit` promises: a float that rounds a hair short must not
 turn a wait into a busy loop."""
@@ -104,8 +106,9 @@ class Pacing(Admission):
                    self.tokens[server] + rate * max(0.0, start - self.refilled_at[server]))
         if have >= need:
             return start
-        # the rate only grows from here on, so this is at worst a little late
-        return max(start + (need - have) / rate, now + MIN_WAIT_S)
+        # the rate only grows from here on, so this is at worst a little late; the
+        # rounding margin keeps the promise when it does not grow (a float a hair short)
+        return max(start + (need - have) / rate + ROUNDING_S, now + MIN_WAIT_S)
 
     def probes(self, now: float) -> Sequence[int]:
         """Servers not backing off: a refusal within the free attempts costs nothing."""

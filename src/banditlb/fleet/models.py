@@ -292,7 +292,10 @@ class ServerModel:
         """Seconds until the server admits a request (0 when it would now; inf for a fault)."""
         if self.fault is not None:
             return math.inf
-        return 0.0 if self.limiter.peek(now) else max(1e-3, self.limiter.retry_after(now))
+        if self.limiter.peek(now):
+            return 0.0
+        # a nanosecond late rather than a float rounding early: at that time it admits
+        return max(1e-3, self.limiter.retry_after(now) + 1e-9)
 
     def truth(self, now: float) -> dict:
         return {"port": self.port, "success": self.true_success(now), "fault": self.fault,
