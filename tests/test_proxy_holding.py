@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import threading
 
 import httpx
@@ -21,16 +20,25 @@ def fleet_t2():
         yield fleet
 
 
-def burst(url: str, tag: str, count: int = BURST) -> list[httpx.Response | None]:
-    """`count` ids posted at once from their own threads; None for no HTTP answer."""
-    answers: list[httpx.Response | None] = [None] * count
+NEVER_CONNECTED = "never connected"
+"""What `burst` records for an id whose connection the balancer never accepted."""
+
+
+def burst(url: str, tag: str, count: int = BURST) -> list[httpx.Response | str | None]:
+    """`count` ids posted at once from their own threads; None for no HTTP answer on an
+    accepted connection, NEVER_CONNECTED when the connection was refused."""
+    answers: list[httpx.Response | str | None] = [None] * count
     start = threading.Barrier(count)
 
     def one(k: int) -> None:
         with httpx.Client(timeout=15) as client:
             start.wait()
-            with contextlib.suppress(httpx.TransportError):
+            try:
                 answers[k] = client.post(url, json={"id": f"{tag}{k:020d}"})
+            except httpx.ConnectError:
+                answers[k] = NEVER_CONNECTED
+            except httpx.TransportError:
+                pass
     threads = [threading.Thread(target=one, args=(k,)) for k in range(count)]
     for thread in threads:
         thread.start()
@@ -45,7 +53,7 @@ def test_a_burst_waits_for_capacity_and_stats_and_metrics_say_so(fleet_t2, tmp_p
         answers = burst(lb.url + "/", "hold")
         stats = httpx.get(lb.url + "/stats").json()
         metrics = httpx.get(lb.url + "/metrics").text
-    assert all(a is not None for a in answers)
+    assert all(isinstance(a, httpx.Response) for a in answers)
     waiting = stats["waiting"]
     assert waiting["waited"] > 0 and waiting["now"] == 0 and waiting["turned_away"] == 0
     # the wait histogram's buckets are 20 % wide: a bound just above the 5 s deadline
@@ -62,7 +70,7 @@ def test_beyond_max_waiting_the_answer_is_503_with_a_retry_after(fleet_t2, tmp_p
         burst(lb.url + "/", "warm")
         answers = burst(lb.url + "/", "full")
         stats = httpx.get(lb.url + "/stats").json()
-    turned = [a for a in answers if a is not None and a.status_code == 503
+    turned = [a for a in answers if isinstance(a, httpx.Response) and a.status_code == 503
               and "wait for capacity" in a.json()["reason"]]
     assert turned and stats["waiting"]["turned_away"] >= len(turned)
     assert all(int(a.headers["retry-after"]) >= 1 for a in turned)
@@ -79,7 +87,8 @@ def test_sigterm_answers_the_waiting_ids_before_the_balancer_exits(fleet_t2, tmp
         sender.start()
         with httpx.Client(timeout=5) as client:
             for _ in range(500):  # until some ids wait (bounded: 500 polls)
-                if client.get(lb.url + "/stats").json()["waiting"]["now"] > 0:
+                waiting = client.get(lb.url + "/stats").json()["waiting"]["now"]
+                if waiting > 0:
                     break
             else:
                 pytest.fail("no id ever waited")
@@ -88,5 +97,9 @@ def test_sigterm_answers_the_waiting_ids_before_the_balancer_exits(fleet_t2, tmp
     finally:
         lb.stop()
     assert lb.process.returncode == 0
-    assert len(answers) == BURST and all(a is not None for a in answers)
-    assert {a.status_code for a in answers} <= {200, 502, 503}
+    # on a loaded machine a few threads may connect only after the listener closed: they
+    # never reached the balancer; every id that did got an answer, the waiting ones too
+    reached = [a for a in answers if a is not NEVER_CONNECTED]
+    assert len(answers) == BURST and len(reached) >= waiting
+    assert all(a is not None for a in reached)
+    assert {a.status_code for a in reached} <= {200, 502, 503}
