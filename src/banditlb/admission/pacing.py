@@ -18,6 +18,9 @@ Why each part (the ablations are in docs/strategies.md):
   upstream must not park a server for a day; Linkerd caps it at 300 s).
 - Trunk reservation: a scarce server's last `reserve` tokens are kept for an id's
   last free attempt, where a success is worth the most (no second chance after it).
+- An upstream that announces its budget in rate-limit headers, on any answer, is
+  paced to what it announced instead of to our guess (`Budgets`); the guess stays
+  for upstreams that say nothing (`read_headers=false` ignores them: an ablation).
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from collections import deque
 from collections.abc import Sequence
 
 from banditlb.admission.base import Admission
+from banditlb.admission.budget import Budgets
 from banditlb.outcomes import CONN_ERROR, RATE_LIMITED, Outcome
+from banditlb.quota import Quota
 
 MAX_DOUBLINGS = 30.0
 """Regrowth stops here (a billion times the refused rate: unpaced in practice), so a
@@ -43,7 +48,8 @@ class Pacing(Admission):
     def __init__(self, n_servers: int, *, decrease: float = 0.75, recover_s: float = 2.0,
                  doubling_s: float = 5.0, rate_window_s: float = 5.0, min_rate: float = 0.05,
                  backoff_s: float = 0.5, backoff_max_s: float = 8.0, reserve: float = 1.0,
-                 max_retry_after_s: float = 60.0, pace: bool = True):
+                 max_retry_after_s: float = 60.0, pace: bool = True,
+                 read_headers: bool = True):
         super().__init__(n_servers)
         if not 0 < decrease <= 1 or recover_s <= 0 or doubling_s <= 0 or min_rate <= 0:
             raise ValueError("need 0 < decrease <= 1 and recover_s, doubling_s, min_rate > 0")
@@ -55,7 +61,10 @@ class Pacing(Admission):
         self.rate_window_s, self.min_rate = rate_window_s, min_rate
         self.backoff_s, self.backoff_max_s = backoff_s, backoff_max_s
         self.reserve, self.max_retry_after_s, self.pace = reserve, max_retry_after_s, pace
-        """pace=False: an ablation switch (no bucket, only backoff and Retry-After)."""
+        self.read_headers = read_headers
+        """pace=False, read_headers=False: ablation switches (no bucket, only backoff and
+        Retry-After; no announced budgets)."""
+        self.budgets = Budgets(n_servers)
         self.admitted_at = [deque() for _ in range(n_servers)]
         self.rate = [math.inf] * n_servers
         """Estimated refill rate (admits/s); inf until the server first refuses."""
@@ -82,6 +91,8 @@ class Pacing(Admission):
     def _tokens(self, server: int, now: float) -> float:
         if now < self.blocked_until[server]:
             return 0.0
+        if self.budgets.told[server]:
+            return self.budgets.tokens(server, now)
         rate = self._rate(server, now)
         if rate == math.inf or not self.pace:
             return math.inf
@@ -98,6 +109,12 @@ class Pacing(Admission):
 
     def next_admit(self, server: int, now: float, last_chance: bool) -> float:
         start = max(now, self.blocked_until[server])
+        budgets = self.budgets
+        if budgets.told[server]:
+            need = 1.0 if last_chance else 1.0 + self.reserve
+            if budgets.tokens(server, start) < need:  # wait for the announced reset
+                start = max(start, budgets.until[server] + ROUNDING_S)
+            return max(start, now + MIN_WAIT_S) if start > now else now
         rate = self._rate(server, start)
         if rate == math.inf or not self.pace:
             return max(start, now + MIN_WAIT_S) if start > now else now
@@ -116,12 +133,16 @@ class Pacing(Admission):
         return [s for s in range(self.n) if now >= blocked[s]]
 
     def sent(self, server: int, now: float) -> None:
+        self.budgets.sent(server, now)
         if self.rate[server] != math.inf:
             self.tokens[server] = max(0.0, self._tokens(server, now) - 1.0)
             self.refilled_at[server] = now
 
     def observe(self, server: int, outcome: Outcome, now: float,
-                retry_after_s: float | None) -> None:
+                retry_after_s: float | None, quota: Quota | None = None) -> None:
+        self.budgets.answered(server)
+        if quota is not None and self.read_headers:
+            self.budgets.heard(server, now, quota, self.max_retry_after_s)
         if outcome is RATE_LIMITED:
             self._refused(server, now, retry_after_s)
         elif outcome is CONN_ERROR:
@@ -161,4 +182,5 @@ class Pacing(Admission):
         return {"rate": [None if r == math.inf else round(r, 3) for r in self.rate],
                 "rate_limited": self.rate_limited,
                 "blocked_until": [t if t > now else None for t in self.blocked_until],
-                "retry_after_capped": self.retry_after_capped}
+                "retry_after_capped": self.retry_after_capped,
+                **self.budgets.snapshot(now)}
