@@ -5,6 +5,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import NamedTuple
 
+from banditlb.ratelimit import Limits
+
 
 class Outcome(StrEnum):
     """The result of one attempt at one upstream, as a strategy learns it."""
@@ -42,3 +44,8 @@ class Attempt(NamedTuple):
     latency_s: float
     status: int | None = None
     retry_after_s: float | None = None
+    """Retry-After of a 429, in seconds."""
+    limits: Limits | None = None
+    """What the answer's rate-limit fields said (on every answer, not only 429s; the
+    shared ratelimit.EMPTY when it had none); None when no answer came, or where no
+    fields exist (the simulator)."""
