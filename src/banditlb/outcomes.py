@@ -18,11 +18,12 @@ class Outcome(StrEnum):
     CONN_ERROR = "conn_error"
 
     @classmethod
-    def from_status(cls, status: int) -> Outcome:
-        """Map an upstream HTTP status to an outcome (429 is not a failure)."""
+    def from_status(cls, status: int, retry_after: bool = False) -> Outcome:
+        """Map an upstream HTTP status to an outcome: 429, and a 503 that says when to come
+        back (Retry-After), are capacity, not failure."""
         if 200 <= status < 300:
             return ACCEPTED
-        if status == 429:
+        if status == 429 or (status == 503 and retry_after):
             return RATE_LIMITED
         return FAILED
 

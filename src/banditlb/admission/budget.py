@@ -19,14 +19,15 @@ from banditlb.quota import Quota
 class Budgets:
     __slots__ = ("left", "until", "limit", "in_flight", "told")
 
-    def __init__(self, n_servers: int):
+    def __init__(self, n_servers: int, in_flight: list[int]):
         self.left = [math.inf] * n_servers
         """Attempts the upstream still admits before `until` (what it said, less what we
         sent since)."""
         self.until = [-math.inf] * n_servers
         self.limit = [math.inf] * n_servers
         """Its announced limit, the budget after `until`; inf when it never said."""
-        self.in_flight = [0] * n_servers
+        self.in_flight = in_flight
+        """Attempts on their way, per server (shared with the caller, who counts them)."""
         self.told = [False] * n_servers
         """Whether the upstream ever announced a budget (then it, not our guess, paces it)."""
 
@@ -49,12 +50,8 @@ class Budgets:
         return self.limit[server] - self.in_flight[server]
 
     def sent(self, server: int, now: float) -> None:
-        self.in_flight[server] += 1
         if now < self.until[server]:
             self.left[server] -= 1
-
-    def answered(self, server: int) -> None:
-        self.in_flight[server] = max(0, self.in_flight[server] - 1)
 
     def snapshot(self, now: float) -> dict:
         return {"budget_left": [None if not t else (b if b != math.inf else None)

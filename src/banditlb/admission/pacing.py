@@ -31,6 +31,7 @@ from collections.abc import Sequence
 
 from banditlb.admission.base import Admission
 from banditlb.admission.budget import Budgets
+from banditlb.admission.inflight import InFlight
 from banditlb.outcomes import CONN_ERROR, RATE_LIMITED, Outcome
 from banditlb.quota import Quota
 
@@ -39,6 +40,9 @@ MAX_DOUBLINGS = 30.0
 long quiet spell cannot overflow the float."""
 ROUNDING_S = 1e-9
 """Added to a promised admission time so float rounding cannot make it a hair early."""
+CEILING_BAND = 1.2
+"""Two refused rates within this factor of each other are the same ceiling."""
+MAX_CEILING_HITS = 3
 MIN_WAIT_S = 0.001
 """The shortest wait `next_admit` promises: a float that rounds a hair short must not
 turn a wait into a busy loop."""
@@ -64,7 +68,8 @@ class Pacing(Admission):
         self.read_headers = read_headers
         """pace=False, read_headers=False: ablation switches (no bucket, only backoff and
         Retry-After; no announced budgets)."""
-        self.budgets = Budgets(n_servers)
+        self.flight = InFlight(n_servers)
+        self.budgets = Budgets(n_servers, self.flight.count)
         self.admitted_at = [deque() for _ in range(n_servers)]
         self.rate = [math.inf] * n_servers
         """Estimated refill rate (admits/s); inf until the server first refuses."""
@@ -73,6 +78,8 @@ class Pacing(Admission):
         self.refilled_at = [0.0] * n_servers
         self.blocked_until = [-math.inf] * n_servers
         self.rate_limited = [0] * n_servers
+        self.ceiling_hits = [0] * n_servers
+        """Refusals in a row at about the same rate: each halves the regrowth's pace."""
         self.streak = [0] * n_servers
         """Refusals in a row: a collapse or a penalty box, not a slower steady rate."""
         self.retry_after_capped = 0
@@ -85,11 +92,12 @@ class Pacing(Admission):
         if since < self.recover_s:
             cut = self.decrease
             return self.rate[server] * (cut + (1.0 - cut) * since / self.recover_s)
-        doublings = min(MAX_DOUBLINGS, (since - self.recover_s) / self.doubling_s)
+        doubling_s = self.doubling_s * 2.0 ** self.ceiling_hits[server]
+        doublings = min(MAX_DOUBLINGS, (since - self.recover_s) / doubling_s)
         return self.rate[server] * 2.0 ** doublings
 
     def _tokens(self, server: int, now: float) -> float:
-        if now < self.blocked_until[server]:
+        if now < self.blocked_until[server] or not self.flight.room(server):
             return 0.0
         if self.budgets.told[server]:
             return self.budgets.tokens(server, now)
@@ -109,6 +117,10 @@ class Pacing(Admission):
 
     def next_admit(self, server: int, now: float, last_chance: bool) -> float:
         start = max(now, self.blocked_until[server])
+        flight = self.flight
+        if not flight.room(server):  # at its concurrency cap: when the oldest is back
+            start = max(start, flight.back_at(server, now),
+                        now + max(MIN_WAIT_S, 0.25 * flight.latency[server]))
         budgets = self.budgets
         if budgets.told[server]:
             need = 1.0 if last_chance else 1.0 + self.reserve
@@ -133,6 +145,7 @@ class Pacing(Admission):
         return [s for s in range(self.n) if now >= blocked[s]]
 
     def sent(self, server: int, now: float) -> None:
+        self.flight.sent(server, now)
         self.budgets.sent(server, now)
         if self.rate[server] != math.inf:
             self.tokens[server] = max(0.0, self._tokens(server, now) - 1.0)
@@ -140,10 +153,15 @@ class Pacing(Admission):
 
     def observe(self, server: int, outcome: Outcome, now: float,
                 retry_after_s: float | None, quota: Quota | None = None) -> None:
-        self.budgets.answered(server)
+        crowded = self.flight.answered(server, now, outcome is RATE_LIMITED)
         if quota is not None and self.read_headers:
             self.budgets.heard(server, now, quota, self.max_retry_after_s)
         if outcome is RATE_LIMITED:
+            if crowded and retry_after_s is None:
+                # refused while others of ours were there: the cap now holds it, and its
+                # rate is not what was refused (a concurrency limit, or a burst too big)
+                self.rate_limited[server] += 1
+                return
             self._refused(server, now, retry_after_s)
         elif outcome is CONN_ERROR:
             self._refused(server, now, None)
@@ -165,8 +183,15 @@ class Pacing(Admission):
             # the pacing allowance may have grown far past what was ever tried.
             stamps = self.admitted_at[server]
             admitted = sum(1 for t in stamps if now - t <= self.rate_window_s)
-            self.rate[server] = max(self.min_rate, min(self._rate(server, now),
-                                                       admitted / self.rate_window_s))
+            rate = max(self.min_rate, min(self._rate(server, now),
+                                          admitted / self.rate_window_s))
+            # Refused again near the same rate: a fixed ceiling, so grow toward it more
+            # slowly each time (moving limits are refused at other rates and keep the pace).
+            last = self.rate[server]
+            near = last != math.inf and last / CEILING_BAND <= rate <= last * CEILING_BAND
+            self.ceiling_hits[server] = min(MAX_CEILING_HITS,
+                                            self.ceiling_hits[server] + 1) if near else 0
+            self.rate[server] = rate
             self.refused_at[server] = now
         self.tokens[server] = 0.0
         self.refilled_at[server] = now
@@ -183,4 +208,4 @@ class Pacing(Admission):
                 "rate_limited": self.rate_limited,
                 "blocked_until": [t if t > now else None for t in self.blocked_until],
                 "retry_after_capped": self.retry_after_capped,
-                **self.budgets.snapshot(now)}
+                **self.budgets.snapshot(now), **self.flight.snapshot()}

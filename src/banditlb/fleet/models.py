@@ -119,10 +119,11 @@ class ServerModel:
         limiter = self.limiter
         if not limiter.admit(now):
             status = limiter.refused_status
-            if self.send_retry_after:
+            # a 503 for want of capacity says when to come back, as overloaded servers do
+            if self.send_retry_after or status == 503:
                 return Reply(status, FAST_REPLY_S,
                              retry_after_s=wire_retry_after(limiter.retry_after(now)))
-            return TOO_MANY if status == 429 else Reply(status, FAST_REPLY_S)
+            return TOO_MANY
         status = 200 if self.success.draw(now) else 500
         latency = self.latency.draw()
         if self._finish is not None:

@@ -129,8 +129,10 @@ class UpstreamClient:
         self._release(conn, keep_alive)
         # times in the fields are read against the wall clock, relative to the answer
         limits: Limits = EMPTY if fields is None else parse_headers(fields, time.time())
-        return Attempt(self.index, Outcome.from_status(status), started, latency, status,
-                       limits.retry_after_s if status == 429 else None, limits)
+        retry_after = limits.retry_after_s
+        outcome = Outcome.from_status(status, retry_after is not None)
+        return Attempt(self.index, outcome, started, latency, status,
+                       retry_after if outcome is Outcome.RATE_LIMITED else None, limits)
 
     def close(self) -> None:
         """Close idle connections; ones still in use are closed when they come back."""
