@@ -504,8 +504,8 @@ def test_simulate_runs_auto_v6_and_the_oracle_on_each_new_preset(name):
     assert set(rows) == {"auto", "v6", "oracle"}
     assert all(d["scenario"] == name and d["seeds"] == 2 for d in rows.values())
     assert rows["oracle"]["pct_of_oracle"] == 100.0
-    assert rows["oracle"]["score_per_100"] >= max(rows["auto"]["score_per_100"],
-                                                  rows["v6"]["score_per_100"]) > 50
+    # the oracle is greedy, not optimal: auto can pass it (header-paced), so no order here
+    assert min(d["score_per_100"] for d in rows.values()) > 50
 
 
 # --- live ------------------------------------------------------------------------------
