@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 DEVSTAMP:= $(VENV)/.installed-dev
 SRC     := pyproject.toml
 
-.PHONY: demo test lint fleet simulate harness bench bench-peers soak clean system-deps
+.PHONY: demo test lint fleet simulate harness bench bench-peers bench-grid soak clean system-deps
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -55,6 +55,14 @@ bench: $(DEVSTAMP)
 bench-peers: $(STAMP)
 	$(BIN)/python -m bench.peers.throughput
 	nice -n 5 $(BIN)/python -m bench.peers.run $(if $(ARRIVALS),--arrivals $(ARRIVALS))
+
+# Robustness grid (issue #11): every strategy simulated on 8 limiter classes x 4 arrival
+# modes (10 seeds x 1,000 requests a cell, ~150 CPU-s, 2-3 min), then auto vs nginx vs HAProxy
+# live on 4 classes x 2 modes (3 seeds x 300 requests, ~4 min; niced). Other flags (see
+# `python -m bench.grid.run --help`): `make bench-grid GRID_ARGS="--skip-live --seeds 20"`.
+# Rewrites only the grid section of docs/benchmarks.md, and docs/img/robustness-grid.png.
+bench-grid: $(STAMP)
+	nice -n 5 $(BIN)/python -m bench.grid.run $(GRID_ARGS)
 
 # Long reliability runs (issue #7, ~12 min): 1,000 req/s burst, 5-minute live soak,
 # 24 h virtual soak, kill -9 crashes, slowloris; prints the figures of docs/reliability.md.

@@ -1,7 +1,9 @@
 """docs/benchmarks.md and docs/img/peers-*.png, written from bench/peers/results/ only.
 
 Everything in the doc is computed from the saved results, so `--from-results` rewrites
-it without running anything; the hand-written discussion comes from discussion.md.
+it without running anything; the hand-written discussion comes from discussion.md. The
+robustness grid's section (between its markers, written by bench/grid/report.py) is
+kept as it is, at the end of the file.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bench.grid.section import keep_section
 from bench.peers.live import MAX_TRIES, STALL_LIMIT_MS
 from bench.peers.scoring import (
     AUTO,
@@ -74,7 +77,8 @@ def write_report(results: Path, doc_path: Path) -> None:
     parts.append(throughput_section(_load(results / "throughput.json")))
     if DISCUSSION.exists():
         parts.append(DISCUSSION.read_text().strip() + "\n")
-    doc_path.write_text("\n".join(parts))
+    old = doc_path.read_text() if doc_path.exists() else ""
+    doc_path.write_text(keep_section(old, "\n".join(parts)))  # the grid's part stays
 
 
 def _slug(mode: str) -> str:

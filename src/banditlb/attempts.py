@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from banditlb.outcomes import ACCEPTED, Attempt
+from banditlb.outcomes import ACCEPTED, TIMEOUT, Attempt
 from banditlb.rules import Rules
 from banditlb.strategies.base import Context
 from banditlb.strategies.strategy import Strategy
@@ -149,7 +149,11 @@ class AttemptLoop:
         server, outcome, latency_s = attempt.server, attempt.outcome, attempt.latency_s
         self._tried += (server,)
         end = attempt.started_at + latency_s
-        self.strategy.observe(server, outcome, end, latency_s, attempt.retry_after_s)
+        limits = attempt.limits
+        # a timeout the deadline cut short says nothing about the server's quality
+        cut_short = outcome is TIMEOUT and latency_s < self.rules.attempt_timeout_s - 1e-6
+        self.strategy.observe(server, outcome, end, latency_s, attempt.retry_after_s,
+                              None if limits is None else limits.quota, not cut_short)
         if outcome is ACCEPTED:
             self._finish(OK, end)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import NamedTuple
 
+from banditlb.ratelimit import Limits
+
 
 class Outcome(StrEnum):
     """The result of one attempt at one upstream, as a strategy learns it."""
@@ -16,11 +18,12 @@ class Outcome(StrEnum):
     CONN_ERROR = "conn_error"
 
     @classmethod
-    def from_status(cls, status: int) -> Outcome:
-        """Map an upstream HTTP status to an outcome (429 is not a failure)."""
+    def from_status(cls, status: int, retry_after: bool = False) -> Outcome:
+        """Map an upstream HTTP status to an outcome: 429, and a 503 that says when to come
+        back (Retry-After), are capacity, not failure."""
         if 200 <= status < 300:
             return ACCEPTED
-        if status == 429:
+        if status == 429 or (status == 503 and retry_after):
             return RATE_LIMITED
         return FAILED
 
@@ -42,3 +45,8 @@ class Attempt(NamedTuple):
     latency_s: float
     status: int | None = None
     retry_after_s: float | None = None
+    """Retry-After of a 429, in seconds."""
+    limits: Limits | None = None
+    """What the answer's rate-limit fields said (on every answer, not only 429s; the
+    shared ratelimit.EMPTY when it had none); None when no answer came, or where no
+    fields exist (the simulator)."""

@@ -6,6 +6,7 @@ import inspect
 from collections.abc import Sequence
 
 from banditlb.outcomes import Outcome
+from banditlb.quota import Quota
 
 
 class Admission:
@@ -46,7 +47,7 @@ class Admission:
         """An attempt leaves for `server` now (it takes the capacity it expects)."""
 
     def observe(self, server: int, outcome: Outcome, now: float,
-                retry_after_s: float | None) -> None:
+                retry_after_s: float | None, quota: Quota | None = None) -> None:
         """What the attempt's answer says about capacity; `now` is when it arrived."""
 
     def snapshot(self, now: float) -> dict:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from banditlb.admission.base import Admission
 from banditlb.outcomes import ACCEPTED, RATE_LIMITED, Outcome
+from banditlb.quota import Quota
 
 
 class HeldUntil(Admission):
@@ -48,7 +49,7 @@ class Mask(HeldUntil):
         self.cooldown_s = cooldown_s
 
     def observe(self, server: int, outcome: Outcome, now: float,
-                retry_after_s: float | None) -> None:
+                retry_after_s: float | None, quota: Quota | None = None) -> None:
         if outcome is RATE_LIMITED:
             self.until[server] = now + self.cooldown_s
 
@@ -69,7 +70,7 @@ class Block(HeldUntil):
         self.multiplier = [1.0] * n_servers
 
     def observe(self, server: int, outcome: Outcome, now: float,
-                retry_after_s: float | None) -> None:
+                retry_after_s: float | None, quota: Quota | None = None) -> None:
         if outcome is RATE_LIMITED:
             self.until[server] = now + self.block_s * self.multiplier[server]
             self.multiplier[server] = min(self.max_multiplier, self.multiplier[server] * 2)

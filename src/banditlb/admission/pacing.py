@@ -18,6 +18,9 @@ Why each part (the ablations are in docs/strategies.md):
   upstream must not park a server for a day; Linkerd caps it at 300 s).
 - Trunk reservation: a scarce server's last `reserve` tokens are kept for an id's
   last free attempt, where a success is worth the most (no second chance after it).
+- An upstream that announces its budget in rate-limit headers, on any answer, is
+  paced to what it announced instead of to our guess (`Budgets`); the guess stays
+  for upstreams that say nothing (`read_headers=false` ignores them: an ablation).
 """
 
 from __future__ import annotations
@@ -27,13 +30,19 @@ from collections import deque
 from collections.abc import Sequence
 
 from banditlb.admission.base import Admission
+from banditlb.admission.budget import Budgets
+from banditlb.admission.inflight import InFlight
 from banditlb.outcomes import CONN_ERROR, RATE_LIMITED, Outcome
+from banditlb.quota import Quota
 
 MAX_DOUBLINGS = 30.0
 """Regrowth stops here (a billion times the refused rate: unpaced in practice), so a
 long quiet spell cannot overflow the float."""
 ROUNDING_S = 1e-9
 """Added to a promised admission time so float rounding cannot make it a hair early."""
+CEILING_BAND = 1.2
+"""Two refused rates within this factor of each other are the same ceiling."""
+MAX_CEILING_HITS = 3
 MIN_WAIT_S = 0.001
 """The shortest wait `next_admit` promises: a float that rounds a hair short must not
 turn a wait into a busy loop."""
@@ -43,7 +52,8 @@ class Pacing(Admission):
     def __init__(self, n_servers: int, *, decrease: float = 0.75, recover_s: float = 2.0,
                  doubling_s: float = 5.0, rate_window_s: float = 5.0, min_rate: float = 0.05,
                  backoff_s: float = 0.5, backoff_max_s: float = 8.0, reserve: float = 1.0,
-                 max_retry_after_s: float = 60.0, pace: bool = True):
+                 max_retry_after_s: float = 60.0, pace: bool = True,
+                 read_headers: bool = True):
         super().__init__(n_servers)
         if not 0 < decrease <= 1 or recover_s <= 0 or doubling_s <= 0 or min_rate <= 0:
             raise ValueError("need 0 < decrease <= 1 and recover_s, doubling_s, min_rate > 0")
@@ -55,7 +65,11 @@ class Pacing(Admission):
         self.rate_window_s, self.min_rate = rate_window_s, min_rate
         self.backoff_s, self.backoff_max_s = backoff_s, backoff_max_s
         self.reserve, self.max_retry_after_s, self.pace = reserve, max_retry_after_s, pace
-        """pace=False: an ablation switch (no bucket, only backoff and Retry-After)."""
+        self.read_headers = read_headers
+        """pace=False, read_headers=False: ablation switches (no bucket, only backoff and
+        Retry-After; no announced budgets)."""
+        self.flight = InFlight(n_servers)
+        self.budgets = Budgets(n_servers, self.flight.count)
         self.admitted_at = [deque() for _ in range(n_servers)]
         self.rate = [math.inf] * n_servers
         """Estimated refill rate (admits/s); inf until the server first refuses."""
@@ -64,6 +78,8 @@ class Pacing(Admission):
         self.refilled_at = [0.0] * n_servers
         self.blocked_until = [-math.inf] * n_servers
         self.rate_limited = [0] * n_servers
+        self.ceiling_hits = [0] * n_servers
+        """Refusals in a row at about the same rate: each halves the regrowth's pace."""
         self.streak = [0] * n_servers
         """Refusals in a row: a collapse or a penalty box, not a slower steady rate."""
         self.retry_after_capped = 0
@@ -76,12 +92,15 @@ class Pacing(Admission):
         if since < self.recover_s:
             cut = self.decrease
             return self.rate[server] * (cut + (1.0 - cut) * since / self.recover_s)
-        doublings = min(MAX_DOUBLINGS, (since - self.recover_s) / self.doubling_s)
+        doubling_s = self.doubling_s * 2.0 ** self.ceiling_hits[server]
+        doublings = min(MAX_DOUBLINGS, (since - self.recover_s) / doubling_s)
         return self.rate[server] * 2.0 ** doublings
 
     def _tokens(self, server: int, now: float) -> float:
-        if now < self.blocked_until[server]:
+        if now < self.blocked_until[server] or not self.flight.room(server):
             return 0.0
+        if self.budgets.told[server]:
+            return self.budgets.tokens(server, now)
         rate = self._rate(server, now)
         if rate == math.inf or not self.pace:
             return math.inf
@@ -98,6 +117,16 @@ class Pacing(Admission):
 
     def next_admit(self, server: int, now: float, last_chance: bool) -> float:
         start = max(now, self.blocked_until[server])
+        flight = self.flight
+        if not flight.room(server):  # at its concurrency cap: when the oldest is back
+            start = max(start, flight.back_at(server, now),
+                        now + max(MIN_WAIT_S, 0.25 * flight.latency[server]))
+        budgets = self.budgets
+        if budgets.told[server]:
+            need = 1.0 if last_chance else 1.0 + self.reserve
+            if budgets.tokens(server, start) < need:  # wait for the announced reset
+                start = max(start, budgets.until[server] + ROUNDING_S)
+            return max(start, now + MIN_WAIT_S) if start > now else now
         rate = self._rate(server, start)
         if rate == math.inf or not self.pace:
             return max(start, now + MIN_WAIT_S) if start > now else now
@@ -116,13 +145,23 @@ class Pacing(Admission):
         return [s for s in range(self.n) if now >= blocked[s]]
 
     def sent(self, server: int, now: float) -> None:
+        self.flight.sent(server, now)
+        self.budgets.sent(server, now)
         if self.rate[server] != math.inf:
             self.tokens[server] = max(0.0, self._tokens(server, now) - 1.0)
             self.refilled_at[server] = now
 
     def observe(self, server: int, outcome: Outcome, now: float,
-                retry_after_s: float | None) -> None:
+                retry_after_s: float | None, quota: Quota | None = None) -> None:
+        crowded = self.flight.answered(server, now, outcome is RATE_LIMITED)
+        if quota is not None and self.read_headers:
+            self.budgets.heard(server, now, quota, self.max_retry_after_s)
         if outcome is RATE_LIMITED:
+            if crowded and retry_after_s is None:
+                # refused while others of ours were there: the cap now holds it, and its
+                # rate is not what was refused (a concurrency limit, or a burst too big)
+                self.rate_limited[server] += 1
+                return
             self._refused(server, now, retry_after_s)
         elif outcome is CONN_ERROR:
             self._refused(server, now, None)
@@ -144,8 +183,15 @@ class Pacing(Admission):
             # the pacing allowance may have grown far past what was ever tried.
             stamps = self.admitted_at[server]
             admitted = sum(1 for t in stamps if now - t <= self.rate_window_s)
-            self.rate[server] = max(self.min_rate, min(self._rate(server, now),
-                                                       admitted / self.rate_window_s))
+            rate = max(self.min_rate, min(self._rate(server, now),
+                                          admitted / self.rate_window_s))
+            # Refused again near the same rate: a fixed ceiling, so grow toward it more
+            # slowly each time (moving limits are refused at other rates and keep the pace).
+            last = self.rate[server]
+            near = last != math.inf and last / CEILING_BAND <= rate <= last * CEILING_BAND
+            self.ceiling_hits[server] = min(MAX_CEILING_HITS,
+                                            self.ceiling_hits[server] + 1) if near else 0
+            self.rate[server] = rate
             self.refused_at[server] = now
         self.tokens[server] = 0.0
         self.refilled_at[server] = now
@@ -161,4 +207,5 @@ class Pacing(Admission):
         return {"rate": [None if r == math.inf else round(r, 3) for r in self.rate],
                 "rate_limited": self.rate_limited,
                 "blocked_until": [t if t > now else None for t in self.blocked_until],
-                "retry_after_capped": self.retry_after_capped}
+                "retry_after_capped": self.retry_after_capped,
+                **self.budgets.snapshot(now), **self.flight.snapshot()}

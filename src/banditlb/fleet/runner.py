@@ -24,7 +24,7 @@ READY_PREFIX = "banditlb fleet listening on "
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 OFFSET_RANGE = (10000, 26000)
-"""Shifts the preset ports (4000-6209) below Linux's ephemeral range (32768+), where
+"""Shifts the preset ports (4000-6609) below Linux's ephemeral range (32768+), where
 outgoing connections of other programs would take ports at random."""
 OFFSET_TRIES = 30
 

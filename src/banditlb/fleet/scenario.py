@@ -8,15 +8,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from banditlb.fleet.models import (
-    LatencyModel,
-    MovingLimit,
-    NoLimit,
-    PenaltyBox,
-    ServerModel,
-    SuccessModel,
-    TokenBucket,
-)
+from banditlb.fleet.limiters import build_limiter
+from banditlb.fleet.models import LatencyModel, ServerModel, SuccessModel
 from banditlb.fleet.streams import stream
 
 PRESET_DIR = "scenarios"
@@ -32,11 +25,16 @@ class ServerSpec:
 
     port: int
     success: float | tuple[float, float]
-    limiter: dict
+    limiter: dict | list
+    """A limiter table or a list of them (see banditlb.fleet.limiters.build_limiter)."""
     latency: dict
     retry_after: bool = False
     drift: tuple[tuple[float, float], ...] = ()
     fault: str | None = None
+    rate_limit_headers: str = "none"
+    """How the live server tells what its limit has left (banditlb.ratelimit's styles)."""
+    rate_limit_headers_on: str = "429"
+    """On which answers: "429" (refusals only) or "all"."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +44,9 @@ class Scenario:
     servers: tuple[ServerSpec, ...]
     port_offset: int = 0
     """How far the servers were shifted from the ports written in the file."""
+    rate_limit_headers: str = "none"
+    """The scenario-wide rate-limit header style (a server's own key overrides it)."""
+    rate_limit_headers_on: str = "429"
 
     @property
     def ports(self) -> list[int]:
@@ -57,8 +58,10 @@ class Scenario:
         return dataclasses.replace(self, servers=servers, port_offset=self.port_offset + offset)
 
     def build(self, seed: int = 0) -> list[ServerModel]:
-        """Fresh models for every server; same seed, same draws, whatever the port offset."""
-        return [_build_server(self.name, spec, seed, spec.port - self.port_offset)
+        """Fresh models for every server; same seed, same draws, whatever the port offset.
+        Servers naming the same limiter group share one limiter object."""
+        groups: dict = {}
+        return [_build_server(self.name, spec, seed, spec.port - self.port_offset, groups)
                 for spec in self.servers]
 
 
@@ -93,15 +96,51 @@ def parse_scenario(text: str, default_name: str = "custom") -> Scenario:
     raw_servers = doc.get("servers")
     if not raw_servers:
         raise ScenarioError("a scenario needs at least one [[servers]] entry")
-    servers = tuple(_parse_server(i, raw, defaults) for i, raw in enumerate(raw_servers))
+    headers = {key: _header_key(doc, key, "scenario") for key in HEADER_KEYS}
+    headers = {key: _header_key(defaults, key, "defaults", value)
+               for key, value in headers.items()}
+    groups: dict = {}
+    servers = tuple(_parse_server(i, raw, defaults, headers, groups)
+                    for i, raw in enumerate(raw_servers))
     ports = [s.port for s in servers]
     if len(set(ports)) != len(ports):
         raise ScenarioError("two servers share a port")
-    return Scenario(doc.get("name", default_name), doc.get("description", ""), servers)
+    return Scenario(doc.get("name", default_name), doc.get("description", ""), servers,
+                    rate_limit_headers=headers["rate_limit_headers"],
+                    rate_limit_headers_on=headers["rate_limit_headers_on"])
 
 
-def _parse_server(index: int, raw: dict, defaults: dict) -> ServerSpec:
+HEADER_KEYS = {"rate_limit_headers": "none", "rate_limit_headers_on": "429"}
+"""Scenario keys for the rate-limit fields of the answers, with their defaults; each may
+be written at the top, in [defaults] or on one server."""
+
+
+def _header_key(table: dict, key: str, where: str, default: str | None = None) -> str:
+    value = table.get(key, HEADER_KEYS[key] if default is None else default)
+    if key == "rate_limit_headers_on" and type(value) is int:
+        value = str(value)  # rate_limit_headers_on = 429
+    if not isinstance(value, str) or not value:
+        raise ScenarioError(f"{where}.{key} must be a name such as {HEADER_KEYS[key]!r} "
+                            f"(got {value!r})")
+    return value
+
+
+def _merge_limiter(default: object, own: object) -> object:
+    """A server's limiter: its own table over the defaults' one (merged when both are
+    tables of the same kind), else whichever is written."""
+    if own is None:
+        return default if default is not None else {"kind": "none"}
+    if isinstance(own, dict) and isinstance(default, dict) and \
+            own.get("kind", default.get("kind")) == default.get("kind"):
+        return {**default, **own}
+    return own
+
+
+def _parse_server(index: int, raw: dict, defaults: dict, headers: dict[str, str],
+                  groups: dict) -> ServerSpec:
     where = f"servers[{index}]"
+    if "port" in raw:
+        where += f" (port {raw['port']})"
     if "port" not in raw or "success" not in raw:
         raise ScenarioError(f"{where} needs a port and a success probability")
     success = raw["success"]
@@ -115,39 +154,31 @@ def _parse_server(index: int, raw: dict, defaults: dict) -> ServerSpec:
     spec = ServerSpec(
         port=int(raw["port"]),
         success=success,
-        limiter={**defaults.get("limiter", {"kind": "none"}), **raw.get("limiter", {})},
+        limiter=_merge_limiter(defaults.get("limiter"), raw.get("limiter")),
         latency={**defaults.get("latency", {}), **raw.get("latency", {})},
         retry_after=bool(raw.get("retry_after", defaults.get("retry_after", False))),
         drift=drift,
         fault=raw.get("fault"),
+        **{key: _header_key(raw, key, where, value) for key, value in headers.items()},
     )
     try:
-        _build_server("check", spec, 0, spec.port)
-    except (TypeError, ValueError) as exc:
+        _build_server("check", spec, 0, spec.port, groups)
+    except (TypeError, ValueError) as exc:  # a LimiterError names the key
         raise ScenarioError(f"{where}: {exc}") from exc
     return spec
 
 
-def _build_limiter(cfg: dict):
-    cfg = dict(cfg)
-    kind = cfg.pop("kind", "none")
-    if kind == "none":
-        return NoLimit()
-    if kind == "token_bucket":
-        return TokenBucket(**cfg)
-    if kind == "moving":
-        box = PenaltyBox(**cfg.pop("box", {}))
-        return MovingLimit(box=box, **cfg)
-    raise ValueError(f"unknown limiter kind {kind!r} (none, token_bucket, moving)")
-
-
-def _build_server(scenario: str, spec: ServerSpec, seed: int, stream_port: int) -> ServerModel:
+def _build_server(scenario: str, spec: ServerSpec, seed: int, stream_port: int,
+                  groups: dict | None = None) -> ServerModel:
     """`stream_port` (the port written in the file) names the random streams, so a shifted
-    scenario draws exactly what the unshifted one draws."""
+    scenario draws exactly what the unshifted one draws. `groups` holds the limiters shared
+    by name in this build."""
     p = spec.success
     if isinstance(p, tuple):
         p = stream(seed, scenario, stream_port, "p").uniform(*p)
     success = SuccessModel(stream(seed, scenario, stream_port, "success"), p, list(spec.drift))
     latency = LatencyModel(stream(seed, scenario, stream_port, "latency"), **spec.latency)
-    return ServerModel(spec.port, success, _build_limiter(spec.limiter), latency,
-                       retry_after=spec.retry_after, fault=spec.fault)
+    limiter = build_limiter(spec.limiter, {} if groups is None else groups)
+    return ServerModel(spec.port, success, limiter, latency, retry_after=spec.retry_after,
+                       fault=spec.fault, rate_limit_headers=spec.rate_limit_headers,
+                       rate_limit_headers_on=spec.rate_limit_headers_on)

@@ -5,10 +5,16 @@ its ServerModel what to do at `now` (seconds since the scenario's time origin),
 recording the attempt on the scenario's scoreboard, and answering after the
 model's latency. A hanging server reads and never answers; a refusing one is
 never bound (see live.py).
+
+A server whose scenario names a rate-limit header style (`rate_limit_headers`, see
+banditlb.ratelimit.STYLES) says what its limiter has left on its 429s or on every
+answer (`rate_limit_headers_on`); its epoch and HTTP-date forms are read from the
+scenario's wall clock: the wall time of its origin plus `now`.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from banditlb.fleet.http import (
@@ -19,24 +25,28 @@ from banditlb.fleet.http import (
     error_response,
     method_not_allowed,
 )
-from banditlb.fleet.models import Reply, ServerModel
+from banditlb.fleet.models import Reply, ServerModel, wire_retry_after
 from banditlb.fleet.scenario import Scenario
 from banditlb.fleet.scoreboard import Scoreboard
 from banditlb.ids import BadId, parse_id_body
+from banditlb.ratelimit import format_headers
 
 BODIES = {200: b'{"status":"accepted"}', 500: b'{"status":"failed"}',
           429: b'{"status":"rate_limited"}'}
 HEALTHY = Response(200, b'{"ok":true}')
+REFUSALS = frozenset({429, 503})
+"""Statuses only a limiter answers (the model's failures are 500s)."""
 
 
 class LiveScenario:
     """A scenario's mutable live state; reset() starts it over (new seed, new origin)."""
 
     def __init__(self, scenario: Scenario, seed: int, clock: Callable[[], float],
-                 id_ttl_s: float = 600.0):
+                 id_ttl_s: float = 600.0, wall_clock: Callable[[], float] = time.time):
         self.scenario = scenario
         self.id_ttl_s = id_ttl_s
         self._clock = clock
+        self._wall_clock = wall_clock
         self.reset(seed)
 
     @property
@@ -48,6 +58,8 @@ class LiveScenario:
         self.models: list[ServerModel] = self.scenario.build(seed)
         self.scoreboard = Scoreboard(ttl_s=self.id_ttl_s)
         self.origin = self._clock()
+        self.wall_origin = self._wall_clock()
+        """Unix time of the origin: `wall_origin + now` dates the epoch and HTTP-date forms."""
 
     def now(self) -> float:
         return self._clock() - self.origin
@@ -58,13 +70,33 @@ class LiveScenario:
                 "servers": [model.truth(now) for model in self.models]}
 
 
-def reply_response(reply: Reply) -> Response:
-    """The HTTP answer to a model's reply (not for faults)."""
-    headers = ()
-    if reply.retry_after_s is not None:
-        headers = (("Retry-After", str(reply.retry_after_s)),)
+def reply_response(reply: Reply, headers: tuple[tuple[str, str], ...] | None = None) -> Response:
+    """The HTTP answer to a model's reply (not for faults); `headers` replace the plain
+    Retry-After of a `retry_after = true` server when its style sends rate-limit fields."""
+    if headers is None:
+        headers = ()
+        if reply.retry_after_s is not None:
+            headers = (("Retry-After", str(reply.retry_after_s)),)
     return Response(reply.status, BODIES.get(reply.status, BODIES[500]), headers,
                     reply.latency_s)
+
+
+def rate_limit_headers(model: ServerModel, reply: Reply, now: float,
+                       wall_now: float) -> tuple[tuple[str, str], ...] | None:
+    """The rate-limit fields of the answer to `reply`, in the server's style; None when
+    its style is "none" or this answer carries none (a 200 of a server sending on 429s).
+    A refusal (429, or the 503 of a concurrency limit) says when to come back."""
+    style = getattr(model, "rate_limit_headers", "none")
+    refused = reply.status in REFUSALS
+    if style == "none" or (not refused
+                           and getattr(model, "rate_limit_headers_on", "429") != "all"):
+        return None
+    retry_after = reply.retry_after_s
+    if retry_after is None and refused:
+        retry_after = wire_retry_after(model.limiter.retry_after(now))
+    quota_of = getattr(model.limiter, "quota", None)
+    quota = quota_of(now) if quota_of is not None else None
+    return tuple(format_headers(style, quota, retry_after, wall_now))
 
 
 def server_handler(live: LiveScenario, index: int) -> Callable[[Request], Response]:
@@ -84,7 +116,8 @@ def server_handler(live: LiveScenario, index: int) -> Callable[[Request], Respon
             if reply.fault:
                 return HANG
             live.scoreboard.record(request_id, model.port, reply.status, now)
-            return reply_response(reply)
+            return reply_response(reply, rate_limit_headers(model, reply, now,
+                                                            live.wall_origin + now))
         if request.path == "/health":
             if request.method != "GET":
                 return method_not_allowed("GET")

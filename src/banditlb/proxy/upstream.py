@@ -13,12 +13,12 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
-from email.utils import parsedate_to_datetime
 
 import httptools
 
 from banditlb.outcomes import Attempt, Outcome
 from banditlb.proxy.config import Upstream
+from banditlb.ratelimit import EMPTY, NAMES_BYTES, Limits, parse_headers, read_retry_after
 
 MAX_IDLE = 256
 """Idle connections kept per upstream; more are closed when released."""
@@ -36,11 +36,13 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self._parser = httptools.HttpResponseParser(self)
         self._waiter: asyncio.Future | None = None
-        self._retry_after: bytes | None = None
+        self._limits: list[tuple[bytes, bytes]] | None = None
+        """The answer's rate-limit fields (names lowercase); None while it has none."""
 
     def send(self, payload: bytes) -> asyncio.Future:
-        """Write one request; the future resolves to (status, retry_after, keep_alive)."""
-        self._retry_after = None
+        """Write one request; the future resolves to (status, rate-limit fields or None,
+        keep_alive)."""
+        self._limits = None
         self._waiter = asyncio.get_running_loop().create_future()
         self.transport.write(payload)
         return self._waiter
@@ -69,13 +71,17 @@ class _Connection(asyncio.Protocol):
 
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
-        if name.lower() == b"retry-after":
-            self._retry_after = value
+        name = name.lower()
+        if name in NAMES_BYTES:  # Retry-After, X-RateLimit-*, RateLimit, ...: rare, kept raw
+            if self._limits is None:
+                self._limits = [(name, value)]
+            else:
+                self._limits.append((name, value))
 
     def on_message_complete(self) -> None:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
-            waiter.set_result((self._parser.get_status_code(), self._retry_after,
+            waiter.set_result((self._parser.get_status_code(), self._limits,
                                self._parser.should_keep_alive()))
 
     def _fail(self, exc: Exception) -> None:
@@ -108,7 +114,7 @@ class UpstreamClient:
                 conn = self._idle.pop() if self._idle else await self._connect()
                 while conn.closed:  # a pooled connection the upstream has since closed
                     conn = self._idle.pop() if self._idle else await self._connect()
-                status, retry_after, keep_alive = await conn.send(payload)
+                status, fields, keep_alive = await conn.send(payload)
         except TimeoutError:
             return self._lost(conn, Outcome.TIMEOUT, started, clock)
         except _BadResponse:
@@ -121,8 +127,12 @@ class UpstreamClient:
             raise
         latency = clock() - started
         self._release(conn, keep_alive)
-        return Attempt(self.index, Outcome.from_status(status), started, latency, status,
-                       parse_retry_after(retry_after) if status == 429 else None)
+        # times in the fields are read against the wall clock, relative to the answer
+        limits: Limits = EMPTY if fields is None else parse_headers(fields, time.time())
+        retry_after = limits.retry_after_s
+        outcome = Outcome.from_status(status, retry_after is not None)
+        return Attempt(self.index, outcome, started, latency, status,
+                       retry_after if outcome is Outcome.RATE_LIMITED else None, limits)
 
     def close(self) -> None:
         """Close idle connections; ones still in use are closed when they come back."""
@@ -149,16 +159,6 @@ class UpstreamClient:
 
 
 def parse_retry_after(value: bytes | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date)."""
-    if not value:
-        return None
-    text = value.decode("latin-1").strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(text).timestamp()
-        except (TypeError, ValueError):
-            return None
-        seconds = when - (time.time() if now is None else now)
-    return max(0.0, seconds) if seconds == seconds else None
+    """Seconds to wait from one Retry-After value (delta-seconds or HTTP-date), leniently
+    (see banditlb.ratelimit.read_retry_after); `now` defaults to the wall clock."""
+    return read_retry_after(value, time.time() if now is None else now)

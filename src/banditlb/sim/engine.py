@@ -19,7 +19,9 @@ from banditlb.arrivals import UNIFORM, Arrivals
 from banditlb.attempts import OK, STOP, AttemptLoop, Send
 from banditlb.fleet.models import ServerModel
 from banditlb.fleet.scenario import Scenario
+from banditlb.fleet.server import rate_limit_headers
 from banditlb.outcomes import CONN_ERROR, RATE_LIMITED, TIMEOUT, Attempt, Outcome
+from banditlb.ratelimit import parse_headers
 from banditlb.rules import Rules
 from banditlb.stats import percentile
 from banditlb.strategies import make_strategy
@@ -28,6 +30,9 @@ from banditlb.waitlist import DEFAULT_MAX_WAITING, Waitlist
 _tuple_new = tuple.__new__
 """Attempt(...) without the NamedTuple's Python-level __new__ (half its cost): one per attempt."""
 outcome_of = Outcome.from_status
+SIM_EPOCH = 1_800_000_000.0
+"""The wall clock a simulated run starts at, for rate-limit fields given as epochs or
+dates (written and read back as the live fleet and balancer do)."""
 ARRIVE, ANSWER, WAKE = 0, 1, 2
 """Event kinds; at equal times events run in the order they were scheduled."""
 
@@ -62,8 +67,16 @@ def attempt_from_reply(server: int, model: ServerModel, now: float, timeout_s: f
     if reply.latency_s > timeout_s:
         return Attempt(server, TIMEOUT, now, timeout_s)
     status = reply.status
-    outcome = outcome_of(status)
-    return _tuple_new(Attempt, (server, outcome, now, reply.latency_s, status, reply.retry_after_s))
+    if model.rate_limit_headers != "none":
+        fields = rate_limit_headers(model, reply, now, SIM_EPOCH + now)
+        if fields:  # the very fields the live fleet sends, read by the balancer's parser
+            limits = parse_headers(fields, SIM_EPOCH + now)
+            outcome = outcome_of(status, limits.retry_after_s is not None)
+            retry_after = limits.retry_after_s if outcome is RATE_LIMITED else None
+            return Attempt(server, outcome, now, reply.latency_s, status, retry_after, limits)
+    retry_after = reply.retry_after_s
+    outcome = outcome_of(status, retry_after is not None)
+    return _tuple_new(Attempt, (server, outcome, now, reply.latency_s, status, retry_after, None))
 
 
 def simulate(strategy: str, scenario: Scenario, seed: int, requests: int, rps: float,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from banditlb.admission.base import Admission
 from banditlb.outcomes import Outcome
+from banditlb.quota import Quota
 from banditlb.strategies.base import Chooser
 
 
@@ -30,10 +31,13 @@ class Strategy:
         return self.chooser.quality(server, now) * self.admission.chance(server, now)
 
     def observe(self, server: int, outcome: Outcome, now: float, latency_s: float,
-                retry_after_s: float | None = None) -> None:
-        """One attempt's answer: capacity to the admission rule, quality to the chooser."""
-        self.admission.observe(server, outcome, now, retry_after_s)
-        self.chooser.observe(server, outcome, now, latency_s)
+                retry_after_s: float | None = None, quota: Quota | None = None,
+                judged: bool = True) -> None:
+        """One attempt's answer: capacity to the admission rule, quality to the chooser
+        (unless it says nothing about quality: `judged` false)."""
+        self.admission.observe(server, outcome, now, retry_after_s, quota)
+        if judged:
+            self.chooser.observe(server, outcome, now, latency_s)
 
     def snapshot(self, now: float) -> dict:
         """Per-server beliefs for /stats and the dashboard."""
