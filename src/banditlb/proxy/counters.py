@@ -27,15 +27,23 @@ class ServerCounters:
     """Attempts at one upstream, by outcome, and their latency."""
 
     __slots__ = ("attempts", "accepted", "failed", "rate_limited", "timeouts", "conn_errors",
-                 "latency")
+                 "latency", "field_problems")
 
     def __init__(self):
         self.attempts = self.accepted = self.failed = 0
         self.rate_limited = self.timeouts = self.conn_errors = 0
         self.latency = Histogram(ATTEMPT_BOUNDS_MS)
+        self.field_problems: dict[str, int] = {}
+        """Malformed or absurd rate-limit fields the upstream sent (ignored or capped), by
+        field name."""
 
     def add(self, attempt: Attempt) -> None:
         self.attempts += 1
+        limits = attempt.limits
+        if limits is not None and limits.problems:
+            problems = self.field_problems
+            for name in limits.problems:
+                problems[name] = problems.get(name, 0) + 1
         field = _OUTCOME_FIELD[attempt.outcome]
         setattr(self, field, getattr(self, field) + 1)
         self.latency.add(attempt.latency_s * 1000.0)

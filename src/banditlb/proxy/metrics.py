@@ -53,9 +53,17 @@ class BalancerCollector:
                 attempts.add_metric([name, outcome], count)
             latency.add_metric([name], _buckets(server.latency), server.latency.sum / 1000.0)
             estimates.add_metric([name], lane.strategy.estimate(i, now))
+        problems = CounterMetricFamily(
+            "banditlb_rate_limit_field_problems",
+            "Rate-limit fields an upstream sent malformed or absurd (ignored or capped).",
+            labels=["upstream", "field"])
+        for name, server in zip(names, counters.servers, strict=True):
+            for field, count in server.field_problems.items():
+                problems.add_metric([name, field], count)
         yield attempts
         yield latency
         yield estimates
+        yield problems
 
         request_latency = HistogramMetricFamily("banditlb_request_latency_seconds",
                                                 "Time to answer a routed request.")
