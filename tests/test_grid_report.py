@@ -226,7 +226,7 @@ def test_a_tiny_real_simulated_run_end_to_end(tmp_path):
              arrivals=[parse_arrivals("uniform"), parse_arrivals("burst:10")],
              strategies=["auto", "v4", "round-robin"], seeds=2, requests=100,
              live_classes=["T2"], live_arrivals=[parse_arrivals("uniform")],
-             skip_live=True, workers=1, discussion=None, log=lambda text: None)
+             skip_live=True, workers=1, log=lambda text: None)
     saved = json.loads((results / "simulated.json").read_text())
     assert saved["meta"]["rules"]["deadline_s"] == 5.0
     assert saved["meta"]["strategies"] == ["auto", "v4", "round-robin", "oracle"]
