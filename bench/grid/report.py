@@ -123,11 +123,9 @@ def load_grid(results: Path) -> Grid:
                 live_doc["records"] if live_doc else [])
 
 
-def shortfalls(grid: Grid) -> list[Shortfall]:
-    """Every cell, simulated then live, where auto is not ahead of every other strategy
-    (simulated) or peer (live) by the mean, or below TARGET_PCT of the holding oracle
-    where the oracle scores at least ORACLE_FLOOR per 100."""
-    found = []
+def _margins(grid: Grid):
+    """(source, mode, class, auto's row, its margins over every rival) per cell: simulated
+    against every other strategy (unpaired), live against every peer (paired by seed)."""
     for source, table in (("simulated", grid.sim), ("live", grid.live)):
         for mode in grid.modes:
             for cls in grid.classes:
@@ -136,44 +134,39 @@ def shortfalls(grid: Grid) -> list[Shortfall]:
                     continue
                 auto = rows[AUTO]
                 if source == "simulated":
-                    oracle = rows.get(ORACLE)
                     margins = [unpaired_margin(auto, r) for name, r in rows.items()
                                if name not in (AUTO, ORACLE)]
                 else:
-                    oracle = grid.live_oracle.get((cls, mode))
                     margins = [paired_margin(auto, r) for name, r in rows.items()
                                if name != AUTO and len(r.per_seed) == len(auto.per_seed)]
-                behind = tuple(sorted((m for m in margins if m.margin <= 0),
-                                      key=lambda m: m.margin))
-                cell = Shortfall(cls, mode, source, auto.seeds, behind, auto.pct_of_oracle,
-                                 oracle.score_per_100 if oracle else None)
-                if behind or cell.below_target:
-                    found.append(cell)
+                yield source, mode, cls, auto, rows, margins
+
+
+def shortfalls(grid: Grid) -> list[Shortfall]:
+    """Every cell, simulated then live, where auto is not ahead of every other strategy
+    (simulated) or peer (live) by the mean, or below TARGET_PCT of the holding oracle
+    where the oracle scores at least ORACLE_FLOOR per 100."""
+    found = []
+    for source, mode, cls, auto, rows, margins in _margins(grid):
+        oracle = rows.get(ORACLE) if source == "simulated" else grid.live_oracle.get((cls, mode))
+        behind = tuple(sorted((m for m in margins if m.margin <= 0), key=lambda m: m.margin))
+        cell = Shortfall(cls, mode, source, auto.seeds, behind, auto.pct_of_oracle,
+                         oracle.score_per_100 if oracle else None)
+        if behind or cell.below_target:
+            found.append(cell)
     return found
 
 
 def close_calls(grid: Grid) -> list[str]:
     """Cells where auto leads its closest rival by the mean only (the CI reaching 0)."""
     out = []
-    for source, table in (("simulated", grid.sim), ("live", grid.live)):
-        for mode in grid.modes:
-            for cls in grid.classes:
-                rows = table.get((cls, mode))
-                if not rows or AUTO not in rows:
-                    continue
-                auto = rows[AUTO]
-                if source == "simulated":
-                    margins = [unpaired_margin(auto, r) for name, r in rows.items()
-                               if name not in (AUTO, ORACLE)]
-                else:
-                    margins = [paired_margin(auto, r) for name, r in rows.items()
-                               if name != AUTO and len(r.per_seed) == len(auto.per_seed)]
-                ahead = [m for m in margins if m.margin > 0]
-                if ahead and len(ahead) == len(margins):
-                    closest = min(ahead, key=lambda m: m.margin)
-                    if closest.margin <= closest.ci95:
-                        out.append(f"`{cls}` × `{mode}` ({source}): over {closest.versus} by "
-                                   f"{closest.margin:.1f} ± {closest.ci95:.1f}")
+    for source, mode, cls, _, _, margins in _margins(grid):
+        ahead = [m for m in margins if m.margin > 0]
+        if ahead and len(ahead) == len(margins):
+            closest = min(ahead, key=lambda m: m.margin)
+            if closest.margin <= closest.ci95:
+                out.append(f"`{cls}` × `{mode}` ({source}): over {closest.versus} by "
+                           f"{closest.margin:.1f} ± {closest.ci95:.1f}")
     return out
 
 

@@ -244,6 +244,19 @@ def as_rate(value: float | Rate) -> Rate:
 # --- the limiters --------------------------------------------------------------------
 
 
+def last_window_start(now: float, offset_s: float, every_s: float) -> float | None:
+    """Start of the latest of the windows at offset_s + k * every_s, None before the first."""
+    if now < offset_s:
+        return None
+    return offset_s + math.floor((now - offset_s) / every_s) * every_s
+
+
+def in_window(now: float, offset_s: float, every_s: float, duration_s: float) -> bool:
+    """Whether `now` falls within `duration_s` of a window's start (a collapse)."""
+    start = last_window_start(now, offset_s, every_s)
+    return start is not None and now < start + duration_s
+
+
 class Limiter:
     """What every limiter has; the defaults fit a limiter without outages or in-flight
     tracking."""
@@ -783,14 +796,10 @@ class Collapse(_Wrapper):
         self._drained: float | None = None
 
     def _last_start(self, now: float) -> float | None:
-        if now < self.offset_s:
-            return None
-        k = math.floor((now - self.offset_s) / self.every_s)
-        return self.offset_s + k * self.every_s
+        return last_window_start(now, self.offset_s, self.every_s)
 
     def collapsed(self, now: float) -> bool:
-        start = self._last_start(now)
-        return start is not None and now < start + self.duration_s
+        return in_window(now, self.offset_s, self.every_s, self.duration_s)
 
     def _sync(self, now: float) -> bool:
         """False while collapsed; else drains the inner once per ended window."""
@@ -1045,14 +1054,13 @@ class MovingLimit(TokenBucket):
         return self._rate * (1 + self.amplitude * math.sin(self._omega * now + self.phase))
 
     def _last_collapse_start(self, now: float) -> float | None:
-        if not self.collapse_every_s or now < self.collapse_offset_s:
+        if not self.collapse_every_s:
             return None
-        k = math.floor((now - self.collapse_offset_s) / self.collapse_every_s)
-        return self.collapse_offset_s + k * self.collapse_every_s
+        return last_window_start(now, self.collapse_offset_s, self.collapse_every_s)
 
     def collapsed(self, now: float) -> bool:
-        start = self._last_collapse_start(now)
-        return start is not None and now < start + self.collapse_duration_s
+        return bool(self.collapse_every_s) and in_window(
+            now, self.collapse_offset_s, self.collapse_every_s, self.collapse_duration_s)
 
     def _gain(self, start: float, end: float) -> float:
         # Capacity is drained by a collapse: count only what refills after the last one.
