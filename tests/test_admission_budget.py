@@ -75,3 +75,37 @@ def test_a_limit_never_announced_is_unbounded_after_the_reset():
     rule.sent(0, 0.0)
     rule.observe(0, ACCEPTED, 0.01, None, told(0, 1.0, limit=None))
     assert rule.budgets.tokens(0, 2.0) == math.inf
+
+
+def test_after_the_reset_a_budget_short_by_attempts_in_flight_waits_for_them():
+    # limit 3 announced, the reset has passed, two attempts still out: an early attempt
+    # needs 2 (trunk reserve) and must be promised a time that moves forward, not `now`
+    rule = Pacing(1, reserve=1.0)
+    rule.sent(0, 0.0)
+    rule.observe(0, ACCEPTED, 0.01, None, told(0, 0.5, limit=3))
+    rule.sent(0, 0.6)
+    rule.sent(0, 0.6)  # after the reset: 3 - 2 in flight = 1 left
+    assert not rule.ready(0.7, False)
+    assert rule.next_admit(0, 0.7, False) > 0.7
+
+
+def test_a_limit_smaller_than_the_reserve_does_not_keep_early_attempts_out():
+    rule = Pacing(1, reserve=1.0)
+    rule.sent(0, 0.0)
+    rule.observe(0, ACCEPTED, 0.01, None, told(1, 10.0, limit=1))
+    assert rule.ready(0.02, False)  # a limit of 1 could never hold the reserve
+
+
+def test_header_fields_never_stall_the_simulator():
+    import dataclasses
+
+    from banditlb.fleet.scenario import load_scenario
+    from banditlb.rules import Rules
+    from banditlb.sim.engine import simulate
+
+    preset = load_scenario("T2")
+    fielded = dataclasses.replace(preset, servers=[
+        dataclasses.replace(s, rate_limit_headers="x-ratelimit", rate_limit_headers_on="all")
+        for s in preset.servers])
+    stats = simulate("auto", fielded, 0, 300, 10, Rules(deadline_s=5.0))
+    assert stats.requests == 300 and stats.accepted > 250

@@ -123,7 +123,7 @@ def test_concurrency_refuses_while_k_are_in_flight_and_admits_once_one_finishes(
     first, second, third = model.handle(0.0), model.handle(0.1), model.handle(0.2)
     assert (first.status, second.status) == (200, 200)
     assert third.status == 503 and third.latency_s == FAST_REPLY_S
-    assert model.quota(0.2) == Quota(2, 0, pytest.approx(0.1 + second.latency_s - 0.2))
+    assert model.quota(0.2) == Quota(2, None, None)  # a limit, no budget over a window
     assert model.admits_in(0.2) == pytest.approx(first.latency_s - 0.2)
     assert model.handle(first.latency_s - 0.01).status == 503
     assert model.handle(first.latency_s + 0.01).status == 200  # the first one finished
@@ -307,11 +307,11 @@ def test_quota_reports_what_each_class_has_left():
     assert FixedWindow(5, 10.0).quota(0.0) == Quota(5, 5, 0.0)
     assert SlidingWindow(5, 10.0).quota(0.0) == Quota(5, 5, 0.0)
     assert GCRA(2.0, 3).quota(0.0) == Quota(3, 3, 0.0)
-    assert Concurrency(2).quota(0.0) == Quota(2, 2, 0.0)
+    assert Concurrency(2).quota(0.0) == Quota(2, None, None)  # a limit, not a budget
     assert build_limiter({"kind": "none"}).quota(0.0) == Quota(None, None, None)
     concurrency = Concurrency(1)
     concurrency.admit(0.0)  # not finished yet: when it will be is unknown
-    assert concurrency.quota(0.0) == Quota(1, 0, None)
+    assert concurrency.quota(0.0) == Quota(1, None, None)
     moving = load_scenario("T3").build(0)[0].limiter
     assert moving.quota(0.0) == Quota(3, 3, 0.0)
     assert moving.quota(13.0).remaining == 0  # T3's 6000 collapses at [12, 16)

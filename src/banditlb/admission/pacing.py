@@ -107,10 +107,16 @@ class Pacing(Admission):
         elapsed = max(0.0, now - self.refilled_at[server])
         return min(1.0 + self.reserve, self.tokens[server] + rate * elapsed)
 
+    def _need(self, server: int, last_chance: bool) -> float:
+        """Tokens an attempt needs: the reserve is kept for last chances, except at a
+        server whose announced limit is no bigger than it (it could never be used)."""
+        if last_chance or self.budgets.limit[server] <= 1.0 + self.reserve:
+            return 1.0
+        return 1.0 + self.reserve
+
     def ready(self, now: float, last_chance: bool) -> Sequence[int]:
-        need = 1.0 if last_chance else 1.0 + self.reserve
-        tokens = self._tokens
-        return [s for s in range(self.n) if tokens(s, now) >= need]
+        tokens, need = self._tokens, self._need
+        return [s for s in range(self.n) if tokens(s, now) >= need(s, last_chance)]
 
     def chance(self, server: int, now: float) -> float:
         return min(1.0, self._tokens(server, now))
@@ -123,14 +129,20 @@ class Pacing(Admission):
                         now + max(MIN_WAIT_S, 0.25 * flight.latency[server]))
         budgets = self.budgets
         if budgets.told[server]:
-            need = 1.0 if last_chance else 1.0 + self.reserve
+            need = self._need(server, last_chance)
             if budgets.tokens(server, start) < need:  # wait for the announced reset
                 start = max(start, budgets.until[server] + ROUNDING_S)
-            return max(start, now + MIN_WAIT_S) if start > now else now
+            if budgets.tokens(server, start) < need:
+                if budgets.limit[server] < need:  # its announced limit never holds that
+                    return math.inf
+                # short only by attempts on their way: when the oldest is back
+                start = max(start, flight.back_at(server, now))
+            return max(start, now + MIN_WAIT_S) if start > now or not \
+                budgets.tokens(server, start) >= need else now
         rate = self._rate(server, start)
         if rate == math.inf or not self.pace:
             return max(start, now + MIN_WAIT_S) if start > now else now
-        need = 1.0 if last_chance else 1.0 + self.reserve
+        need = self._need(server, last_chance)
         have = min(1.0 + self.reserve,
                    self.tokens[server] + rate * max(0.0, start - self.refilled_at[server]))
         if have >= need:
@@ -157,10 +169,15 @@ class Pacing(Admission):
         if quota is not None and self.read_headers:
             self.budgets.heard(server, now, quota, self.max_retry_after_s)
         if outcome is RATE_LIMITED:
-            if crowded and retry_after_s is None:
+            if crowded:
                 # refused while others of ours were there: the cap now holds it, and its
-                # rate is not what was refused (a concurrency limit, or a burst too big)
+                # rate is not what was refused (a concurrency limit, or a burst too big);
+                # a Retry-After (whole seconds) is believed only until ours is back
                 self.rate_limited[server] += 1
+                if retry_after_s is not None and retry_after_s >= 0:
+                    back = self.flight.back_at(server, now)
+                    self.blocked_until[server] = max(self.blocked_until[server],
+                                                     min(now + retry_after_s, back))
                 return
             self._refused(server, now, retry_after_s)
         elif outcome is CONN_ERROR:

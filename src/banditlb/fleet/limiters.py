@@ -658,10 +658,10 @@ class Concurrency(Limiter):
         return 0.0 if extra < 0 else self.ends[extra] - now
 
     def quota(self, now: float) -> Quota:
-        self._purge(now)
-        reset = (self.ends[-1] - now) if self.ends else 0.0
-        return Quota(self.max_in_flight, max(0, self.max_in_flight - len(self.ends)),
-                     None if reset == INF else reset)
+        # Requests in flight are no budget over a window: what is left "until the
+        # reset" would be stale by the time the answer is read (it includes the
+        # request being answered), so only the limit is announced.
+        return Quota(self.max_in_flight, None, None)
 
     def state(self, now: float) -> dict:
         self._purge(now)
