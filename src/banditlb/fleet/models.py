@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 from banditlb.fleet.limiters import Limiter, MovingLimit  # noqa: F401 (MovingLimit: T3's)
 from banditlb.quota import Quota
+from banditlb.ratelimit import format_headers
 
 
 class SuccessModel:
@@ -90,6 +91,10 @@ def wire_retry_after(seconds: float) -> int:
     return max(0, math.ceil(min(seconds, MAX_RETRY_AFTER_S)))
 
 
+REFUSALS = frozenset({429, 503})
+"""Statuses a limiter refuses with."""
+
+
 class ServerModel:
     """One upstream: fault, then rate limit (fast 429, or the limiter's refusal status, no
     success draw), then success draw and service time. A limiter that counts requests in
@@ -150,6 +155,21 @@ class ServerModel:
     def quota(self, now: float) -> Quota:
         """What its limiter has left now (limit, remaining, reset); None fields if unknown."""
         return self.limiter.quota(now)
+
+    def rate_limit_fields(self, reply: Reply, now: float,
+                          wall_now: float) -> tuple[tuple[str, str], ...] | None:
+        """The rate-limit fields of the answer to `reply`, in the server's style (the live
+        fleet sends them, the simulator reads them back); None when its style is "none"
+        or this answer carries none (a 200 of a server sending on refusals only). A
+        refusal (429, or the 503 of a concurrency limit) says when to come back."""
+        style = self.rate_limit_headers
+        refused = reply.status in REFUSALS
+        if style == "none" or (not refused and self.rate_limit_headers_on != "all"):
+            return None
+        retry_after = reply.retry_after_s
+        if retry_after is None and refused:
+            retry_after = wire_retry_after(self.limiter.retry_after(now))
+        return tuple(format_headers(style, self.quota(now), retry_after, wall_now))
 
     def truth(self, now: float) -> dict:
         return {"port": self.port, "success": self.true_success(now), "fault": self.fault,

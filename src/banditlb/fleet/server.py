@@ -25,16 +25,14 @@ from banditlb.fleet.http import (
     error_response,
     method_not_allowed,
 )
-from banditlb.fleet.models import Reply, ServerModel, wire_retry_after
+from banditlb.fleet.models import Reply, ServerModel
 from banditlb.fleet.scenario import Scenario
 from banditlb.fleet.scoreboard import Scoreboard
 from banditlb.ids import BadId, parse_id_body
-from banditlb.ratelimit import format_headers
 
 BODIES = {200: b'{"status":"accepted"}', 500: b'{"status":"failed"}',
           429: b'{"status":"rate_limited"}'}
 HEALTHY = Response(200, b'{"ok":true}')
-REFUSALS = frozenset({429, 503})
 """Statuses only a limiter answers (the model's failures are 500s)."""
 
 
@@ -81,24 +79,6 @@ def reply_response(reply: Reply, headers: tuple[tuple[str, str], ...] | None = N
                     reply.latency_s)
 
 
-def rate_limit_headers(model: ServerModel, reply: Reply, now: float,
-                       wall_now: float) -> tuple[tuple[str, str], ...] | None:
-    """The rate-limit fields of the answer to `reply`, in the server's style; None when
-    its style is "none" or this answer carries none (a 200 of a server sending on 429s).
-    A refusal (429, or the 503 of a concurrency limit) says when to come back."""
-    style = getattr(model, "rate_limit_headers", "none")
-    refused = reply.status in REFUSALS
-    if style == "none" or (not refused
-                           and getattr(model, "rate_limit_headers_on", "429") != "all"):
-        return None
-    retry_after = reply.retry_after_s
-    if retry_after is None and refused:
-        retry_after = wire_retry_after(model.limiter.retry_after(now))
-    quota_of = getattr(model.limiter, "quota", None)
-    quota = quota_of(now) if quota_of is not None else None
-    return tuple(format_headers(style, quota, retry_after, wall_now))
-
-
 def server_handler(live: LiveScenario, index: int) -> Callable[[Request], Response]:
     """The request handler of server `index` of a live scenario (its models may be reset)."""
 
@@ -116,8 +96,8 @@ def server_handler(live: LiveScenario, index: int) -> Callable[[Request], Respon
             if reply.fault:
                 return HANG
             live.scoreboard.record(request_id, model.port, reply.status, now)
-            return reply_response(reply, rate_limit_headers(model, reply, now,
-                                                            live.wall_origin + now))
+            return reply_response(reply, model.rate_limit_fields(reply, now,
+                                                                 live.wall_origin + now))
         if request.path == "/health":
             if request.method != "GET":
                 return method_not_allowed("GET")

@@ -19,7 +19,6 @@ from banditlb.arrivals import UNIFORM, Arrivals
 from banditlb.attempts import OK, STOP, AttemptLoop, Send
 from banditlb.fleet.models import ServerModel
 from banditlb.fleet.scenario import Scenario
-from banditlb.fleet.server import rate_limit_headers
 from banditlb.outcomes import CONN_ERROR, RATE_LIMITED, TIMEOUT, Attempt, Outcome
 from banditlb.ratelimit import parse_headers
 from banditlb.rules import Rules
@@ -68,7 +67,7 @@ def attempt_from_reply(server: int, model: ServerModel, now: float, timeout_s: f
         return Attempt(server, TIMEOUT, now, timeout_s)
     status = reply.status
     if model.rate_limit_headers != "none":
-        fields = rate_limit_headers(model, reply, now, SIM_EPOCH + now)
+        fields = model.rate_limit_fields(reply, now, SIM_EPOCH + now)
         if fields:  # the very fields the live fleet sends, read by the balancer's parser
             limits = parse_headers(fields, SIM_EPOCH + now)
             outcome = outcome_of(status, limits.retry_after_s is not None)
