@@ -54,8 +54,6 @@ class Budgets:
             self.left[server] -= 1
 
     def snapshot(self, now: float) -> dict:
-        return {"budget_left": [None if not t else (b if b != math.inf else None)
-                                for t, b in zip(self.told, (self.tokens(s, now) for s in
-                                                            range(len(self.told))),
-                                                strict=True)],
+        left = (self.tokens(s, now) if told else math.inf for s, told in enumerate(self.told))
+        return {"budget_left": [None if b == math.inf else b for b in left],
                 "budget_reset_at": [u if u > now else None for u in self.until]}

@@ -136,9 +136,8 @@ class Pacing(Admission):
                 if budgets.limit[server] < need:  # its announced limit never holds that
                     return math.inf
                 # short only by attempts on their way: when the oldest is back
-                start = max(start, flight.back_at(server, now))
-            return max(start, now + MIN_WAIT_S) if start > now or not \
-                budgets.tokens(server, start) >= need else now
+                start = max(start, flight.back_at(server, now), now + MIN_WAIT_S)
+            return max(start, now + MIN_WAIT_S) if start > now else now
         rate = self._rate(server, start)
         if rate == math.inf or not self.pace:
             return max(start, now + MIN_WAIT_S) if start > now else now

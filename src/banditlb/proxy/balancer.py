@@ -146,14 +146,10 @@ class Balancer:
             return attempt
 
         holding = lane.holding
-
-        async def hold(loop: AttemptLoop, until: float) -> bool:
-            return await holding.hold(loop, until)
-
         started = clock()
         loop = AttemptLoop(lane.strategy, self.rules, started)
         try:
-            result = await run_attempts(loop, send, clock, hold)
+            result = await run_attempts(loop, send, clock, holding.hold)
         finally:
             holding.forget(loop)
         unreachable = result.status != OK and bool(result.attempts) and all(
