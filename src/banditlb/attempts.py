@@ -160,9 +160,7 @@ class AttemptLoop:
     def turn_away(self, now: float, until: float) -> None:
         """No room to wait: the id ends unavailable, told when capacity is expected."""
         self.retry_after_s = max(0.0, until - now)
-        if self._waiting_since is not None:
-            self.waited_s += now - self._waiting_since
-            self._waiting_since = None
+        self._waiting_since = None  # the wait it asked for never began
         self._finish(GAVE_UP if self.attempts else UNAVAILABLE, now)
 
     def result(self) -> RouteResult:
