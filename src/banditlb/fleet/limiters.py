@@ -406,6 +406,16 @@ class TokenBucket(Limiter):
                              "tokens": round(self.tokens, 3)})
 
 
+def _window_limit(limit: float | Rate, window_s: float) -> tuple[Rate, float]:
+    """A window limiter's checked limit (a number or a schedule) and window length."""
+    rate = as_rate(limit)
+    if isinstance(rate, Constant) and rate.value(0.0) < 1:
+        raise ValueError(f"limit must be >= 1 (got {limit})")
+    if window_s <= 0:
+        raise ValueError(f"window_s must be > 0 (got {window_s})")
+    return rate, float(window_s)
+
+
 class FixedWindow(Limiter):
     """At most `limit` requests per window of `window_s` seconds; the count starts over at
     each boundary (offset_s + k * window_s), so up to 2 x limit fit around one.
@@ -414,12 +424,7 @@ class FixedWindow(Limiter):
     kind = "fixed_window"
 
     def __init__(self, limit: float | Rate, window_s: float, offset_s: float = 0.0):
-        self._limit = as_rate(limit)
-        if isinstance(self._limit, Constant) and self._limit.value(0.0) < 1:
-            raise ValueError(f"limit must be >= 1 (got {limit})")
-        if window_s <= 0:
-            raise ValueError(f"window_s must be > 0 (got {window_s})")
-        self.window_s = float(window_s)
+        self._limit, self.window_s = _window_limit(limit, window_s)
         self.offset_s = float(offset_s)
         self._window: int | None = None
         self.count = 0
@@ -493,12 +498,7 @@ class SlidingWindow(Limiter):
     kind = "sliding_window"
 
     def __init__(self, limit: float | Rate, window_s: float):
-        self._limit = as_rate(limit)
-        if isinstance(self._limit, Constant) and self._limit.value(0.0) < 1:
-            raise ValueError(f"limit must be >= 1 (got {limit})")
-        if window_s <= 0:
-            raise ValueError(f"window_s must be > 0 (got {window_s})")
-        self.window_s = float(window_s)
+        self._limit, self.window_s = _window_limit(limit, window_s)
         self.log: deque[float] = deque()
 
     def limit_at(self, now: float) -> int:
