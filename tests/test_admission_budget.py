@@ -19,14 +19,29 @@ def test_an_upstream_that_never_said_is_unpaced_until_its_first_429():
     assert rule.snapshot(0.0)["budget_left"] == [None, None]
 
 
-def test_remaining_zero_means_not_ready_until_the_reset_then_the_limit():
-    rule = Pacing(2)
+def test_remaining_zero_comes_back_evenly_and_whole_at_the_reset():
+    # limit 5, none left, full again in 2 s: one back every 0.4 s (a bucket's refill)
+    rule = Pacing(2, reserve=0.0)
     rule.sent(0, 0.0)
-    rule.observe(0, ACCEPTED, 0.01, None, told(0, 2.0))
-    assert 0 not in rule.ready(0.5, True) and rule.chance(0, 0.5) == 0.0
-    assert 2.0 < rule.next_admit(0, 0.5, True) < 2.02
-    assert 0 in rule.ready(2.02, False)  # the limit (5) is back after the reset
-    assert rule.snapshot(2.02)["budget_left"][0] == 5
+    rule.observe(0, ACCEPTED, 0.0, None, told(0, 2.0))
+    assert 0 not in rule.ready(0.3, True) and rule.chance(0, 0.3) < 1.0
+    assert 0.4 <= rule.next_admit(0, 0.3, True) < 0.41
+    assert 0 in rule.ready(0.41, False)
+    assert rule.snapshot(2.02)["budget_left"][0] == 5  # the limit is back after the reset
+
+
+def test_a_refusal_before_the_reset_holds_it_to_steps_a_fixed_window():
+    # the even refill promised a token at 0.4 s; the upstream (a fixed window) refused it:
+    # the learned pacing, cut to what it admitted lately, now bounds the announced budget
+    rule = Pacing(1, reserve=0.0, backoff_s=0.0)
+    for t in (0.0, 0.1, 0.2, 0.3, 0.4):
+        rule.sent(0, t)
+        rule.observe(0, ACCEPTED, t, None, told(4 - round(t * 10), 2.0 - t))
+    rule.sent(0, 0.5)
+    rule.observe(0, RATE_LIMITED, 0.5, None, told(0, 1.5))
+    even = rule.budgets.tokens(0, 1.0)
+    assert even >= 1.0 and rule.chance(0, 1.0) < 1.0 and 0 not in rule.ready(1.0, True)
+    assert rule.next_admit(0, 1.0, True) > 1.0
 
 
 def test_a_known_budget_is_spent_by_attempts_on_their_way_not_only_by_answers():

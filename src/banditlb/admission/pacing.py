@@ -19,8 +19,10 @@ Why each part (the ablations are in docs/strategies.md):
 - Trunk reservation: a scarce server's last `reserve` tokens are kept for an id's
   last free attempt, where a success is worth the most (no second chance after it).
 - An upstream that announces its budget in rate-limit headers, on any answer, is
-  paced to what it announced instead of to our guess (`Budgets`); the guess stays
-  for upstreams that say nothing (`read_headers=false` ignores them: an ablation).
+  paced to the lesser of what it announced (`Budgets`) and our guess: the guess is
+  unpaced until a refusal, so it only binds where the announcement promised too
+  much (a fixed window regains nothing before its reset; a shared quota is spent
+  by others too). `read_headers=false` ignores the fields: an ablation.
 """
 
 from __future__ import annotations
@@ -99,13 +101,12 @@ class Pacing(Admission):
     def _tokens(self, server: int, now: float) -> float:
         if now < self.blocked_until[server] or not self.flight.room(server):
             return 0.0
-        if self.budgets.told[server]:
-            return self.budgets.tokens(server, now)
+        announced = self.budgets.tokens(server, now)  # inf for one that never said
         rate = self._rate(server, now)
         if rate == math.inf or not self.pace:
-            return math.inf
+            return announced
         elapsed = max(0.0, now - self.refilled_at[server])
-        return min(1.0 + self.reserve, self.tokens[server] + rate * elapsed)
+        return min(announced, 1.0 + self.reserve, self.tokens[server] + rate * elapsed)
 
     def _need(self, server: int, last_chance: bool) -> float:
         """Tokens an attempt needs: the reserve is kept for last chances, except at a
@@ -130,14 +131,14 @@ class Pacing(Admission):
         budgets = self.budgets
         if budgets.told[server]:
             need = self._need(server, last_chance)
-            if budgets.tokens(server, start) < need:  # wait for the announced reset
-                start = max(start, budgets.until[server] + ROUNDING_S)
+            at = budgets.ready_at(server, start, need)  # its refill, or its reset
+            if at > start:
+                start = at + ROUNDING_S
             if budgets.tokens(server, start) < need:
                 if budgets.limit[server] < need:  # its announced limit never holds that
                     return math.inf
                 # short only by attempts on their way: when the oldest is back
                 start = max(start, flight.back_at(server, now), now + MIN_WAIT_S)
-            return max(start, now + MIN_WAIT_S) if start > now else now
         rate = self._rate(server, start)
         if rate == math.inf or not self.pace:
             return max(start, now + MIN_WAIT_S) if start > now else now
