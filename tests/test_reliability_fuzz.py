@@ -143,8 +143,11 @@ class Exchange:
 class _ResponseReader:
     """httptools callbacks collecting every response on one connection."""
 
-    def __init__(self):
+    def __init__(self, head: bool = False):
         self.parser = httptools.HttpResponseParser(self)
+        self.head = head
+        """The request was HEAD: its answer ends with its head (a Content-Length there
+        describes the body a GET would get); a body after it is a second, bad message."""
         self.done: list[Reply] = []
         self._headers: dict[bytes, bytes] = {}
         self._body = bytearray()
@@ -163,6 +166,10 @@ class _ResponseReader:
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers[name.lower()] = value
 
+    def on_headers_complete(self) -> None:
+        if self.head and self.parser.get_status_code() >= 200:
+            self.done.append(Reply(self.parser.get_status_code(), self._headers, b""))
+
     def on_body(self, body: bytes) -> None:
         self._body += body
 
@@ -174,7 +181,7 @@ class _ResponseReader:
 
 def exchange(port: int, wire: bytes, timeout_s: float = 10.0) -> Exchange:
     """Send `wire` on a fresh connection and read until the server closes it."""
-    reader, result = _ResponseReader(), Exchange()
+    reader, result = _ResponseReader(head=wire.startswith(b"HEAD ")), Exchange()
     with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as sock:
         with contextlib.suppress(OSError):  # closed early on us: its answer is still readable
             sock.sendall(wire)
@@ -230,6 +237,11 @@ async def exchange_async(port: int, chunks: list[bytes], *, pause_s: float = 0.0
             await writer.wait_closed()
     result.responses = reader_.done
     return result
+
+
+def head_verdict_ok(reply: Reply) -> str | None:
+    """The answer to a HEAD has no body (its reason is what a GET would read)."""
+    return None if reply.body == b"" else "a body in the answer to a HEAD"
 
 
 def balancer_verdict_ok(reply: Reply) -> str | None:
@@ -353,7 +365,7 @@ def test_hypothesis_http_against_balancer(balancer: LbHandle):
         assert result.ended == "eof", f"{method} {path}: connection ended {result.ended}"
         assert len(result.responses) == 1, f"{method} {path}: {result.responses}"
         reply = result.responses[0]
-        problem = balancer_verdict_ok(reply)
+        problem = (head_verdict_ok if method == "HEAD" else balancer_verdict_ok)(reply)
         assert problem is None, f"{method} {path}: {problem}"
         seen[reply.status] += 1
 
@@ -616,7 +628,7 @@ def test_hypothesis_http_against_fleet(fleet: FleetHandle, balancer: LbHandle):
         result = exchange(target, wire)
         assert result.ended == "eof", f"{method} {path}: connection ended {result.ended}"
         assert len(result.responses) == 1, f"{method} {path}: {result.responses}"
-        problem = fleet_verdict_ok(result.responses[0])
+        problem = (head_verdict_ok if method == "HEAD" else fleet_verdict_ok)(result.responses[0])
         assert problem is None, f"{method} {path}: {problem}"
         checked.append(target)
 

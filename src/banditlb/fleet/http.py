@@ -9,6 +9,7 @@ Requests pipelined on one connection are answered one after the other.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import json
 import logging
@@ -50,9 +51,12 @@ class Response:
     body: bytes
     headers: tuple[tuple[str, str], ...] = ()
     delay_s: float = 0.0
+    bodiless: bool = False
+    """The answer to a HEAD: the head a GET would get, Content-Length included, no body."""
 
     def encode(self, keep_alive: bool) -> bytes:
-        return _head(self.status, len(self.body), self.headers, keep_alive) + self.body
+        head = _head(self.status, len(self.body), self.headers, keep_alive)
+        return head if self.bodiless else head + self.body
 
 
 @functools.lru_cache(maxsize=1024)
@@ -222,10 +226,12 @@ class HttpProtocol(asyncio.Protocol):
 
     def _handle(self, request: Request) -> Response:
         try:
-            return self._handler(request)
+            response = self._handler(request)
         except Exception:
             log.exception("fleet handler failed on %s %s", request.method, request.path)
-            return error_response(500, "internal error in the fleet (see its log)")
+            response = error_response(500, "internal error in the fleet (see its log)")
+        return dataclasses.replace(response, bodiless=True) if request.method == "HEAD" \
+            else response
 
     def _send(self, response: Response, keep_alive: bool) -> bool:
         """Write one answer; False when the connection is now closing."""
