@@ -25,6 +25,13 @@ from banditlb.store import Store
     (["--scenario", "T1", "--param", "nope=1"], "has no parameter nope"),
     (["--scenario", "T1", "--param", "novalue"], "novalue"),
     ([], "no upstreams"),
+    (["--upstreams", "ftp://127.0.0.1:21"], "scheme must be http or https"),
+    (["--upstreams", "http://127.0.0.1:80/?q=1"], "no query"),
+    (["--upstreams", "http://127.0.0.1:99999"], "bad upstream URL"),
+    (["--upstreams", "https://127.0.0.1", "--contract", "challenge"], "need --contract http"),
+    (["--upstreams", "127.0.0.1:4000", "--contract", "grpc"], "expected one of"),
+    (["--upstreams", "http://127.0.0.1:4000", "--forwarded", "for,bogus"], "bogus"),
+    (["--upstreams", "http://127.0.0.1:4000", "--host-header", "mine"], "expected upstream"),
 ])
 def test_bad_options_exit_2_with_the_reason(args, reason, tmp_path):
     result = CliRunner().invoke(app, ["lb", "--port", "0", "--data-dir", str(tmp_path), *args])

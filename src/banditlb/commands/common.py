@@ -6,6 +6,7 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from banditlb.arrivals import Arrivals, ArrivalsError, parse_arrivals
 from banditlb.fleet.scenario import Scenario, ScenarioError, load_scenario
@@ -32,8 +33,9 @@ ArrivalsOption = Annotated[str, typer.Option(
 
 
 def fail(message: str) -> NoReturn:
-    """Print a user-facing error and exit 2 (bad usage), no traceback."""
-    Console(stderr=True).print(f"[bold red]error:[/bold red] {message}")
+    """Print a user-facing error and exit 2 (bad usage), no traceback. The message is
+    text, never markup: a value the user typed ("[::1]", "[/path]") is printed as is."""
+    Console(stderr=True).print(f"[bold red]error:[/bold red] {escape(message)}")
     raise typer.Exit(2)
 
 

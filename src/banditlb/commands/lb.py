@@ -24,13 +24,20 @@ from banditlb.fleet.scenario import ScenarioError, load_scenario
 from banditlb.proxy.admin import TOKEN_ENV, is_loopback
 from banditlb.proxy.app import create_app
 from banditlb.proxy.config import (
+    CONTRACTS,
     DEFAULT_MAX_RETRY_AFTER_S,
+    DEFAULT_MAX_RETRY_BODY,
+    HTTP,
+    ConfigError,
+    Forwarding,
     LbConfig,
+    default_contract,
+    parse_forwarded,
     read_upstreams_file,
     resolve_upstreams,
     split_upstreams,
 )
-from banditlb.proxy.runner import READY_PREFIX, bind, make_server, url_of
+from banditlb.proxy.runner import ADMIN_PREFIX, READY_PREFIX, bind, make_server, url_of
 from banditlb.strategies import parse_params
 from banditlb.waitlist import DEFAULT_MAX_WAITING
 
@@ -87,38 +94,94 @@ def lb_command(
     admin_token: Annotated[str | None, typer.Option(
         envvar=TOKEN_ENV, help="Token for /admin/* (required when not bound to loopback).")]
     = None,
+    contract: Annotated[str | None, typer.Option(
+        help="challenge: POST / {\"id\": ...} with the penalty rule; http: forward any "
+             "request. Default: http when every upstream is a URL (http://h:80, "
+             "https://h/v1), else challenge.")] = None,
+    admin_port: Annotated[int | None, typer.Option(
+        min=0, max=65535, help="http contract: the port of /stats, /metrics, /admin and the "
+                               "dashboard (every path of --port is proxied). Default: "
+                               "--port + 1 (a free one with --port 0).")] = None,
+    max_retry_body: Annotated[int, typer.Option(
+        min=0, help="http contract: request bodies up to this many bytes are kept for "
+                    "retries; larger ones stream to one upstream, once.")]
+    = DEFAULT_MAX_RETRY_BODY,
+    retry_unsafe: Annotated[bool, typer.Option(
+        help="http contract: retry POST and PATCH too (by default only those with an "
+             "Idempotency-Key header).")] = False,
+    host_header: Annotated[str, typer.Option(
+        help="http contract: the Host sent upstream, the upstream's or the client's.")]
+    = "upstream",
+    forwarded: Annotated[str, typer.Option(
+        help="http contract: fields added, among for, proto, host (X-Forwarded-*) and via; "
+             "'none' for none.")] = "for,proto,host,via",
+    ca_bundle: Annotated[Path | None, typer.Option(
+        exists=True, dir_okay=False, help="http contract: verify https upstreams against "
+                                          "these CA certificates (PEM) instead of the "
+                                          "system's.")] = None,
 ) -> None:
-    """Balance POST / {"id": ...} over flaky upstreams, learning which ones to trust."""
+    """Balance requests over flaky upstreams, learning which ones to trust: the challenge's
+    POST / {"id": ...}, or (--contract http, or URL upstreams) any HTTP request."""
     err = Console(stderr=True)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     rules = parse_rules(penalty_weight, free_attempts, max_attempts, attempt_timeout_ms,
                         deadline_ms)
     try:
         params = parse_params(param or [])
-        resolved = resolve_upstreams(_upstream_names(upstreams, upstreams_file, scenario))
+        names = _upstream_names(upstreams, upstreams_file, scenario)
+        contract = _contract(contract, names)
+        resolved = resolve_upstreams(names)
+        forwarding = Forwarding(max_retry_body, retry_unsafe, host_header,
+                                parse_forwarded(forwarded), ca_bundle,
+                                _admin_port(admin_port, port))
         app = create_app(LbConfig(resolved, strategy, params, seed, rules, scenario, host, port,
                                   data_dir, fleet_url, admin_token, max_waiting,
-                                  max_retry_after))
+                                  max_retry_after, contract, forwarding))
     except ValueError as exc:  # unknown strategy, bad --param, bad upstreams
         fail(str(exc))
     if not is_loopback(host) and not admin_token:
         err.print(f"[yellow]warning:[/yellow] listening on {host} without --admin-token: "
                   f"the /admin endpoints stay disabled")
-    try:
-        sock = bind(host, port)
-    except OSError as exc:
-        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
-    url = url_of(sock)
+    sockets = []
+    for role, at in (("", port), ("admin ", forwarding.admin_port))[:1 + (contract == HTTP)]:
+        try:
+            sockets.append(bind(host, at))
+        except OSError as exc:
+            fail(f"cannot listen on {host}:{at} ({role}port): {exc.strerror or exc}")
+    url = url_of(sockets[0])
+    if contract == HTTP:
+        app.admin_port = sockets[1].getsockname()[1]
 
     def ready() -> None:
         recorder = app.state.balancer.recorder
         where = f"recording to {recorder.data_dir}" if recorder and recorder.recording \
             else "[bold red]NOT RECORDING[/bold red]"
-        err.print(f"[bold]banditlb lb[/bold] {url}  strategy {strategy}, {len(resolved)} "
-                  f"upstreams ({resolved[0].name} ... {resolved[-1].name}), {where}")
+        err.print(f"[bold]banditlb lb[/bold] {url}  {contract} contract, strategy {strategy}, "
+                  f"{len(resolved)} upstreams ({resolved[0].name} ... {resolved[-1].name}), "
+                  f"{where}")
+        if contract == HTTP:
+            admin_url = url_of(sockets[1])
+            err.print(f"  stats, metrics, admin and dashboard on {admin_url}")
+            print(ADMIN_PREFIX + admin_url, flush=True)
         print(READY_PREFIX + url, flush=True)
 
     server = make_server(app, ready)
     signal.signal(signal.SIGTERM, _exit_quietly)
     signal.signal(signal.SIGINT, _exit_quietly)
-    server.run(sockets=[sock])
+    server.run(sockets=sockets)
+
+
+def _contract(given: str | None, names: list[str]) -> str:
+    contract = default_contract(names) if given is None else given
+    if contract not in CONTRACTS:
+        raise ConfigError(f"--contract {given!r}: expected one of {', '.join(CONTRACTS)}")
+    if contract != HTTP and any(n.startswith("https://") for n in names):
+        raise ConfigError("https upstreams need --contract http (the challenge contract "
+                          "speaks plain HTTP)")
+    return contract
+
+
+def _admin_port(given: int | None, port: int) -> int:
+    if given is not None:
+        return given
+    return 0 if port == 0 else port + 1

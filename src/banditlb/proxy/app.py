@@ -21,12 +21,19 @@ from banditlb.dashboard import dashboard_routes
 from banditlb.ids import MAX_BODY_BYTES, BadId, parse_id_body
 from banditlb.proxy.admin import admin_denial
 from banditlb.proxy.balancer import Balancer, SwitchError
-from banditlb.proxy.config import ConfigError, LbConfig, resolve_upstreams, split_upstreams
+from banditlb.proxy.config import (
+    HTTP,
+    ConfigError,
+    LbConfig,
+    resolve_upstreams,
+    split_upstreams,
+)
 from banditlb.proxy.events import EventHub, encode
+from banditlb.proxy.forward import forward, refuse_websocket
 from banditlb.proxy.metrics import metrics_registry
+from banditlb.proxy.replies import send_answer, send_json
 
 SSE_SEND_TIMEOUT_S = 5.0
-JSON_HEADERS = [(b"content-type", b"application/json")]
 DISCARD_MAX_BYTES = 64 * 1024 * 1024
 DISCARD_TIMEOUT_S = 2.0
 ID_BODY = '{"id": "<24 letters or digits>"}'
@@ -38,10 +45,6 @@ class BadInput(Exception):
     def __init__(self, status: int, reason: str):
         super().__init__(reason)
         self.status = status
-
-
-def _json(doc: dict) -> bytes:
-    return json.dumps(doc, separators=(",", ":")).encode()
 
 
 def _is_json(content_type: bytes) -> bool:
@@ -90,17 +93,10 @@ async def _discard_body(receive: Receive) -> None:
                 more = message.get("more_body", False)
 
 
-async def _send_json(send: Send, status: int, doc: dict, headers=()) -> None:
-    body = _json(doc)
-    await send({"type": "http.response.start", "status": status,
-                "headers": [*JSON_HEADERS, (b"content-length", b"%d" % len(body)), *headers]})
-    await send({"type": "http.response.body", "body": body})
-
-
 async def _submit(balancer: Balancer, scope: Scope, receive: Receive, send: Send) -> None:
     """POST /: validate, route, answer. Plain ASGI: this is the hot path."""
     if scope["method"] != "POST":
-        await _send_json(send, 405, {"status": "error", "error": f"method {scope['method']} "
+        await send_json(send, 405, {"status": "error", "error": f"method {scope['method']} "
                                      f"not allowed on /; send POST / {ID_BODY}"},
                          [(b"allow", b"POST")])
         return
@@ -108,11 +104,9 @@ async def _submit(balancer: Balancer, scope: Scope, receive: Receive, send: Send
         request_id = await _read_id(scope, receive)
     except BadInput as exc:
         balancer.reject()
-        await _send_json(send, exc.status, {"status": "error", "error": str(exc)})
+        await send_json(send, exc.status, {"status": "error", "error": str(exc)})
         return
-    answer = await balancer.submit(request_id)
-    await _send_json(send, answer.status_code, answer.body,
-                     [(k.lower().encode(), v.encode()) for k, v in answer.headers.items()])
+    await send_answer(send, await balancer.submit(request_id))
 
 
 async def health(request: Request) -> Response:
@@ -263,7 +257,9 @@ def create_app(config: LbConfig) -> BalancerApp:
 
 
 class BalancerApp:
-    """POST / goes straight to the balancer; everything else to the Starlette app.
+    """The challenge contract: POST / goes straight to the balancer, everything else to
+    the Starlette app. The http contract: every request on the proxy listener is
+    forwarded; the Starlette app answers on the admin listener only.
 
     Skipping Starlette's middleware, routing and Request/Response objects on the hot
     path is worth a measurable share of the per-request cost (bench/README.md).
@@ -273,9 +269,18 @@ class BalancerApp:
         self.control = control
         self.balancer = balancer
         self.state = control.state
+        self.http = balancer.config.contract == HTTP
+        self.admin_port: int | None = None
+        """The admin listener's port (the http contract; set once it is bound)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == "/":
+        kind = scope["type"]
+        if self.http and kind != "lifespan" and scope["server"][1] != self.admin_port:
+            if kind == "http":
+                await forward(self.balancer, scope, receive, send)
+            else:
+                await refuse_websocket(scope, send)
+        elif kind == "http" and scope["path"] == "/" and not self.http:
             await _submit(self.balancer, scope, receive, send)
         else:
             await self.control(scope, receive, send)

@@ -11,20 +11,34 @@ host's uptime.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from banditlb.attempts import OK, UNAVAILABLE, AttemptLoop, RouteResult, run_attempts
 from banditlb.outcomes import Attempt, Outcome
-from banditlb.proxy.config import LbConfig, Upstream
+from banditlb.proxy.config import HTTP, LbConfig, Upstream
 from banditlb.proxy.counters import RunCounters
 from banditlb.proxy.events import EventHub
+from banditlb.proxy.forward import HttpUpstreamClient, tls_context
 from banditlb.proxy.holding import Holding
 from banditlb.proxy.recorder import Recorder
 from banditlb.proxy.upstream import UpstreamClient
 from banditlb.store import AttemptRow
 from banditlb.strategies import Strategy, canonical_name, make_strategy
+
+AttemptFn = Callable[[object, float, Callable[[], float]], Awaitable[Attempt]]
+"""(upstream client, timeout_s, lane clock) -> the finished Attempt (never raises)."""
+
+
+async def close_clients(clients: list) -> None:
+    """Close every upstream client (an http one finishes closing asynchronously)."""
+    for client in clients:
+        closing = client.close()
+        if closing is not None:
+            await closing
 
 
 class SwitchError(ValueError):
@@ -55,7 +69,8 @@ class Lane:
     seed: int
     scenario: str | None
     upstreams: list[Upstream]
-    clients: list[UpstreamClient]
+    clients: list
+    """UpstreamClient (challenge contract) or HttpUpstreamClient (http) per upstream."""
     counters: RunCounters
     clock: LaneClock
     holding: Holding
@@ -108,6 +123,7 @@ class Balancer:
         self.events = events
         self.recorder: Recorder | None = None
         self._switching = asyncio.Lock()
+        self._one_attempt = dataclasses.replace(config.rules, max_attempts=1)
         self.lane = self._new_lane(config.strategy, config.params, config.seed,
                                    config.scenario, config.upstreams)
 
@@ -121,14 +137,23 @@ class Balancer:
     async def stop(self) -> None:
         """End the run and flush every attempt (after the server drained its requests)."""
         lane = self.lane
-        for client in lane.clients:
-            client.close()
+        await close_clients(lane.clients)
         if self.recorder is not None:
             await asyncio.to_thread(self.recorder.end_run, lane.run_id, lane.counters.summary())
             await asyncio.to_thread(self.recorder.close)
 
     async def submit(self, request_id: str) -> Answer:
         """Route one valid id through the lane's strategy; never raises for upstream trouble."""
+        lane, result, unreachable = await self.route(
+            request_id, lambda client, timeout_s, clock: client.send(request_id, timeout_s, clock))
+        return self.answer(lane, result, unreachable)
+
+    async def route(self, request_id: str, attempt: AttemptFn,
+                    retry: bool = True) -> tuple[Lane, RouteResult, bool]:
+        """Drive one request through the lane's attempt loop, `attempt` making each try at
+        an upstream client; count and record it. `retry=False` allows one attempt (a
+        request that is not safe to send twice). Returns the lane, the result and whether
+        no upstream ever accepted a connection."""
         lane = self.lane
         lane.last_request += 1
         number = lane.last_request
@@ -138,16 +163,16 @@ class Balancer:
         async def send(server: int, timeout_s: float) -> Attempt:
             nonlocal sent
             sent += 1
-            attempt = await clients[server].send(request_id, timeout_s, clock)
-            counters.attempt(attempt)
+            done = await attempt(clients[server], timeout_s, clock)
+            counters.attempt(done)
             if events.listening:
                 events.publish("attempt", self._attempt_event(lane, number, sent, request_id,
-                                                              attempt))
-            return attempt
+                                                              done))
+            return done
 
         holding = lane.holding
         started = clock()
-        loop = AttemptLoop(lane.strategy, self.rules, started)
+        loop = AttemptLoop(lane.strategy, self.rules if retry else self._one_attempt, started)
         try:
             result = await run_attempts(loop, send, clock, holding.hold)
         finally:
@@ -156,7 +181,7 @@ class Balancer:
             a.outcome is Outcome.CONN_ERROR for a in result.attempts)
         counters.finished(result, clock() - started, unreachable)
         self._record(lane, number, request_id, result)
-        return self._answer(lane, result, unreachable)
+        return lane, result, unreachable
 
     def reject(self) -> None:
         """Count a request refused for bad input."""
@@ -186,8 +211,7 @@ class Balancer:
                     raise SwitchError(str(exc)) from exc
             self.lane = lane
             if changed:
-                for client in old.clients:
-                    client.close()
+                await close_clients(old.clients)
             return lane
 
     def reset(self) -> None:
@@ -238,11 +262,17 @@ class Balancer:
                   clients: list[UpstreamClient] | None = None) -> Lane:
         chosen = build_strategy(strategy, len(upstreams), seed, params, self.config)
         if clients is None:
-            clients = [UpstreamClient(i, u) for i, u in enumerate(upstreams)]
+            clients = self._clients(upstreams)
         clock = LaneClock()
         return Lane(chosen, seed, scenario, upstreams, clients,
                     RunCounters(len(upstreams), self.rules), clock,
                     Holding(self.config.max_waiting, clock))
+
+    def _clients(self, upstreams: list[Upstream]) -> list:
+        if self.config.contract == HTTP:
+            tls = tls_context(self.config.forwarding)
+            return [HttpUpstreamClient(i, u, tls) for i, u in enumerate(upstreams)]
+        return [UpstreamClient(i, u) for i, u in enumerate(upstreams)]
 
     def _attempt_event(self, lane: Lane, number: int, attempt_number: int, request_id: str,
                        attempt: Attempt) -> dict:
@@ -266,7 +296,9 @@ class Balancer:
                                     a.latency_s * 1000.0, lane.clock.wall(a.started_at),
                                     k == last, k == last and accepted))
 
-    def _answer(self, lane: Lane, result: RouteResult, unreachable: bool) -> Answer:
+    def answer(self, lane: Lane, result: RouteResult, unreachable: bool) -> Answer:
+        """The balancer's own answer for a routed request (the challenge contract's, and the
+        http contract's when no upstream answer can be passed on)."""
         n = len(result.attempts)
         if result.status == OK:
             server = lane.upstreams[result.server].name

@@ -5,11 +5,20 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from banditlb.rules import Rules
 from banditlb.waitlist import DEFAULT_MAX_WAITING
 
 DEFAULT_MAX_RETRY_AFTER_S = 60.0
+DEFAULT_MAX_RETRY_BODY = 64 * 1024
+"""Request bodies up to this many bytes are kept for a retry (Linkerd's default);
+larger ones stream to one upstream, once."""
+CHALLENGE, HTTP = "challenge", "http"
+CONTRACTS = (CHALLENGE, HTTP)
+"""What the balancer forwards: the challenge's POST / {"id": ...}, or any HTTP request."""
+FORWARDED_FIELDS = ("for", "proto", "host", "via")
+"""X-Forwarded-For, -Proto, -Host and Via: what the http contract adds, each optional."""
 
 MAX_UPSTREAMS = 1024
 
@@ -26,6 +35,18 @@ class Upstream:
     """host:port as given, used in answers, metrics and the store."""
     ip: str
     port: int
+    scheme: str = ""
+    """"http" or "https" for an upstream given as a URL; "" for a bare host:port."""
+    host: str = ""
+    """The host as given (the TLS server name and Host header of a URL upstream)."""
+    path: str = ""
+    """A URL upstream's path prefix ("" or "/v1"), put before every forwarded path."""
+
+    @property
+    def origin(self) -> str:
+        """scheme://host:port, for a client that connects by name (TLS, re-resolved DNS)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme or 'http'}://{host or self.ip}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -45,13 +66,60 @@ class LbConfig:
     """Ids that may wait for capacity at once; beyond, 503 with Retry-After."""
     max_retry_after_s: float = DEFAULT_MAX_RETRY_AFTER_S
     """An upstream's Retry-After is believed up to this long."""
+    contract: str = CHALLENGE
+    forwarding: Forwarding = field(default_factory=lambda: Forwarding())
+    """How the http contract forwards (unused by the challenge contract)."""
+
+
+@dataclass(frozen=True)
+class Forwarding:
+    """The http contract's settings: what is retried, which headers are added, TLS."""
+
+    max_retry_body: int = DEFAULT_MAX_RETRY_BODY
+    retry_unsafe: bool = False
+    """Retry POST and PATCH too (by default only with an Idempotency-Key header)."""
+    host_header: str = "upstream"
+    """"upstream": Host is the upstream's (as nginx does); "client": the client's."""
+    forwarded: tuple[str, ...] = FORWARDED_FIELDS
+    ca_bundle: Path | None = None
+    """CA certificates (PEM) that https upstreams are verified against; the system's when
+    None."""
+    admin_port: int = 0
+    """The http contract proxies every path, so /stats, /metrics, /admin and the
+    dashboard listen on a port of their own (0 picks a free one)."""
+
+    def __post_init__(self):
+        if self.max_retry_body < 0:
+            raise ConfigError("max_retry_body must be >= 0 bytes")
+        if self.host_header not in ("upstream", "client"):
+            raise ConfigError(f"host header {self.host_header!r}: expected upstream or client")
+        unknown = sorted(set(self.forwarded) - set(FORWARDED_FIELDS))
+        if unknown:
+            raise ConfigError(f"unknown forwarded field(s) {', '.join(unknown)}: expected "
+                              f"some of {', '.join(FORWARDED_FIELDS)} or none")
+
+
+def parse_forwarded(spec: str) -> tuple[str, ...]:
+    """'for,proto' -> ('for', 'proto'); 'none' or '' -> ()."""
+    items = tuple(p.strip().lower() for p in spec.split(",") if p.strip())
+    return () if items in ((), ("none",)) else items
+
+
+def default_contract(names: list[str]) -> str:
+    """URLs mean any HTTP request; a bare host:port list keeps the challenge contract."""
+    return HTTP if names and all("://" in n for n in names) else CHALLENGE
 
 
 def split_upstreams(spec: str) -> list[str]:
-    """'h:4000-4002,h2:80' -> ['h:4000', 'h:4001', 'h:4002', 'h2:80'] (no resolving)."""
+    """'h:4000-4002,h2:80' -> ['h:4000', 'h:4001', 'h:4002', 'h2:80'] (no resolving);
+    URLs (http://h:80, https://h/v1) are kept as given."""
     names: list[str] = []
     for item in (part.strip() for part in spec.split(",")):
         if not item:
+            continue
+        if "://" in item:
+            _split_url(item)  # checked here, resolved later
+            names.append(item)
             continue
         host, sep, ports = item.rpartition(":")
         if not sep or not host:
@@ -86,11 +154,33 @@ def resolve_upstreams(names: list[str]) -> list[Upstream]:
     cache: dict[str, str] = {}
     resolved = []
     for name in names:
-        host, _, port = name.rpartition(":")
+        if "://" in name:
+            scheme, host, port, path = _split_url(name)
+        else:
+            scheme, path = "", ""
+            host, _, port = name.rpartition(":")
         if host not in cache:
             cache[host] = _resolve(host, name)
-        resolved.append(Upstream(name, cache[host], int(port)))
+        resolved.append(Upstream(name, cache[host], int(port), scheme, host.strip("[]"), path))
     return resolved
+
+
+def _split_url(item: str) -> tuple[str, str, int, str]:
+    """(scheme, host, port, path prefix) of an upstream URL, or ConfigError saying why not."""
+    try:
+        url = urlsplit(item)
+        port = url.port
+    except ValueError as exc:
+        raise ConfigError(f"bad upstream URL {item!r}: {exc}") from exc
+    if url.scheme not in ("http", "https"):
+        raise ConfigError(f"bad upstream URL {item!r}: the scheme must be http or https")
+    if not url.hostname:
+        raise ConfigError(f"bad upstream URL {item!r}: no host")
+    if url.query or url.fragment or url.username or url.password:
+        raise ConfigError(f"bad upstream URL {item!r}: only scheme://host[:port][/path]; "
+                          f"no query, fragment or credentials")
+    default = 443 if url.scheme == "https" else 80
+    return url.scheme, url.hostname, port or default, url.path.rstrip("/")
 
 
 def _resolve(host: str, name: str) -> str:

@@ -10,6 +10,8 @@ size, so a few clients sending endless headers could grow the balancer's memory
 without bound. A head larger than MAX_HEAD_BYTES gets 431 and the connection closes.
 It also waits for a head forever, so slow clients (slowloris) could hold every
 connection: a head not complete HEAD_TIMEOUT_S after its first byte gets 408.
+
+CONNECT (a tunnel, target host:port) gets 501 and a reason, not the parser's 400.
 """
 
 from __future__ import annotations
@@ -31,6 +33,12 @@ _TOO_SLOW = json.dumps({"status": "error", "error": "request head not complete i
 HEAD_TOO_SLOW = (b"HTTP/1.1 408 Request Timeout\r\n"
                  b"content-type: application/json\r\ncontent-length: %d\r\n"
                  b"connection: close\r\n\r\n" % len(_TOO_SLOW)) + _TOO_SLOW
+
+_NO_TUNNEL = json.dumps({"status": "error", "error": "CONNECT is not proxied: banditlb "
+                         "forwards HTTP requests"}).encode()
+CONNECT_REFUSED = (b"HTTP/1.1 501 Not Implemented\r\n"
+                   b"content-type: application/json\r\ncontent-length: %d\r\n"
+                   b"connection: close\r\n\r\n" % len(_NO_TUNNEL)) + _NO_TUNNEL
 
 
 class _CoalescingTransport:
@@ -82,6 +90,13 @@ class BalancerHttpProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         self._completed = False
+        if self._head_bytes == 0 and data.startswith(b"CONNECT "):
+            # a tunnel request (its target is host:port, which the parser refuses as a
+            # 400): not proxied, and said so
+            self._head_bytes = None
+            self.transport.write(CONNECT_REFUSED)
+            self.transport.close()
+            return
         if self._head_bytes == 0 and self._head_timer is None:
             self._head_timer = self.loop.call_later(HEAD_TIMEOUT_S, self._head_too_slow)
         super().data_received(data)

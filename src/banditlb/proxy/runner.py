@@ -21,12 +21,13 @@ import uvicorn
 
 from banditlb.proxy.admin import TOKEN_ENV
 from banditlb.proxy.app import BalancerApp, create_app
-from banditlb.proxy.config import LbConfig, resolve_upstreams
+from banditlb.proxy.config import HTTP, Forwarding, LbConfig, default_contract, resolve_upstreams
 from banditlb.proxy.protocol import BalancerHttpProtocol
 from banditlb.rules import Rules
 from banditlb.waitlist import DEFAULT_MAX_WAITING
 
 READY_PREFIX = "banditlb lb listening on "
+ADMIN_PREFIX = "banditlb lb admin on "
 START_TIMEOUT_S = 30.0
 DRAIN_GRACE_S = 5.0
 """Time on top of the per-request deadline for in-flight requests to finish on shutdown."""
@@ -82,7 +83,7 @@ def make_server(app: BalancerApp, on_ready: Callable[[], None] = lambda: None) -
         config.rules.max_attempts
     uv_config = uvicorn.Config(app, loop="uvloop", http=BalancerHttpProtocol, lifespan="on",
                                access_log=False, log_level="warning", proxy_headers=False,
-                               server_header=False,
+                               server_header=False, date_header=config.contract != HTTP,
                                timeout_graceful_shutdown=int(deadline + DRAIN_GRACE_S))
     return _Server(uv_config, on_ready, app.state.events.close)
 
@@ -91,8 +92,11 @@ class LbHandle:
     """A running balancer; stop() drains it (in-flight requests finish, attempts flushed)."""
 
     def __init__(self, url: str, stop: Callable[[], None],
-                 process: subprocess.Popen | None = None):
+                 process: subprocess.Popen | None = None, admin_url: str | None = None):
         self.url = url
+        self.admin_url = admin_url or url
+        """Where /stats, /metrics, /admin and the dashboard answer (the http contract
+        has a listener of its own for them)."""
         self.process = process
         """The child process (start_lb_process only)."""
         self._stop = stop
@@ -124,6 +128,9 @@ class LbOptions:
     scenario: str | None = None
     seed: int = 0
     max_waiting: int = DEFAULT_MAX_WAITING
+    contract: str | None = None
+    """None: http for URL upstreams, else challenge."""
+    forwarding: Forwarding = Forwarding()
 
     def rules(self) -> Rules:
         return Rules(free_attempts=self.free_attempts, penalty_weight=self.penalty_weight,
@@ -142,6 +149,16 @@ class LbOptions:
             args += ["--param", f"{key}={value}"]
         if self.scenario:
             args += ["--scenario", self.scenario]
+        if self.contract:
+            args += ["--contract", self.contract]
+        f = self.forwarding
+        args += ["--max-retry-body", str(f.max_retry_body), "--host-header", f.host_header,
+                 "--forwarded", ",".join(f.forwarded) or "none",
+                 "--admin-port", str(f.admin_port)]
+        if f.retry_unsafe:
+            args.append("--retry-unsafe")
+        if f.ca_bundle is not None:
+            args += ["--ca-bundle", str(f.ca_bundle)]
         return args  # the admin token goes through the environment: argv is public
 
 
@@ -150,13 +167,20 @@ def start_lb_thread(upstreams: list[str], *, strategy: str = "auto", data_dir: s
                     **options) -> LbHandle:
     """Serve the balancer from a thread of this process (tests); returns once it listens."""
     opts = LbOptions(**options)
-    config = LbConfig(resolve_upstreams(list(upstreams)), strategy, dict(opts.params or {}),
+    names = list(upstreams)
+    contract = opts.contract or default_contract(names)
+    config = LbConfig(resolve_upstreams(names), strategy, dict(opts.params or {}),
                       opts.seed, opts.rules(), opts.scenario, host, port, Path(data_dir),
-                      fleet_url, opts.admin_token, opts.max_waiting)
-    sock = bind(host, port)
+                      fleet_url, opts.admin_token, opts.max_waiting, contract=contract,
+                      forwarding=opts.forwarding)
+    sockets = [bind(host, port)]
+    app = create_app(config)
+    if contract == HTTP:
+        sockets.append(bind(host, opts.forwarding.admin_port))
+        app.admin_port = sockets[1].getsockname()[1]
     ready = threading.Event()
-    server = make_server(create_app(config), ready.set)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
+    server = make_server(app, ready.set)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": sockets},
                               name="banditlb-lb", daemon=True)
     thread.start()
     deadline = time.monotonic() + START_TIMEOUT_S
@@ -164,15 +188,17 @@ def start_lb_thread(upstreams: list[str], *, strategy: str = "auto", data_dir: s
         if not thread.is_alive() or time.monotonic() > deadline:
             server.should_exit = True
             thread.join(5)
-            sock.close()
+            for sock in sockets:
+                sock.close()
             raise RuntimeError("the balancer did not start (see the log above)")
 
     def stop() -> None:
         server.should_exit = True
         thread.join()
-        sock.close()
+        for sock in sockets:
+            sock.close()
 
-    return LbHandle(url_of(sock), stop)
+    return LbHandle(url_of(sockets[0]), stop, admin_url=url_of(sockets[-1]))
 
 
 def start_lb_process(upstreams: list[str], *, strategy: str = "auto", data_dir: str | Path,
@@ -192,7 +218,7 @@ def start_lb_process(upstreams: list[str], *, strategy: str = "auto", data_dir: 
         env[TOKEN_ENV] = opts.admin_token
     child = subprocess.Popen([sys.executable, "-m", "banditlb", *args], stdout=subprocess.PIPE,
                              text=True, env=env)
-    url = _wait_ready(child)
+    url, admin_url = _wait_ready(child)
 
     def stop() -> None:
         if child.poll() is None:
@@ -204,17 +230,21 @@ def start_lb_process(upstreams: list[str], *, strategy: str = "auto", data_dir: 
                 child.wait()
         child.stdout.close()
 
-    return LbHandle(url, stop, child)
+    return LbHandle(url, stop, child, admin_url)
 
 
-def _wait_ready(child: subprocess.Popen) -> str:
-    """Read the child's ready line (its errors go to our stderr)."""
+def _wait_ready(child: subprocess.Popen) -> tuple[str, str | None]:
+    """Read the child's ready line, and its admin line before it if it has one (its errors
+    go to our stderr)."""
     timer = threading.Timer(START_TIMEOUT_S, child.kill)
     timer.start()
+    admin_url = None
     try:
         for line in child.stdout:
+            if line.startswith(ADMIN_PREFIX):
+                admin_url = line[len(ADMIN_PREFIX):].strip()
             if line.startswith(READY_PREFIX):
-                return line[len(READY_PREFIX):].strip()
+                return line[len(READY_PREFIX):].strip(), admin_url
     finally:
         timer.cancel()
     child.wait()

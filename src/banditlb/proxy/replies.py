@@ -1,0 +1,22 @@
+"""The balancer's own JSON answers, written straight to ASGI (the hot path skips Starlette)."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.types import Send
+
+JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+async def send_json(send: Send, status: int, doc: dict, headers=()) -> None:
+    body = json.dumps(doc, separators=(",", ":")).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [*JSON_HEADERS, (b"content-length", b"%d" % len(body)), *headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def send_answer(send: Send, answer) -> None:
+    """A balancer Answer: its status, JSON body and headers."""
+    await send_json(send, answer.status_code, answer.body,
+                    [(k.lower().encode(), v.encode()) for k, v in answer.headers.items()])
