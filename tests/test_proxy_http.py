@@ -3,7 +3,9 @@ streamed, retries only while nothing reached the client, TLS verified, upgrades 
 
 from __future__ import annotations
 
+import json
 import socket
+import time
 
 import httpx
 import pytest
@@ -204,3 +206,42 @@ def test_https_upstreams_are_verified_against_the_ca_bundle(ca, tmp_path):
     assert good.status_code == 200 and good.json()["upstream"] == "tls"
     assert sent_headers(good.json())["host"] == [f"localhost:{port}"]  # SNI and Host by name
     assert refused.status_code in (502, 503) and app.answers == 1
+
+
+def test_the_retry_budget_keeps_a_fleet_wide_outage_from_multiplying_the_load(tmp_path):
+    down = Upstream("down")
+
+    async def app(scope, receive, send):
+        if scope["type"] == "http":
+            down.answers += 1
+            await send({"type": "http.response.start", "status": 503, "headers": []})
+            await send({"type": "http.response.body", "body": b"down"})
+
+    with serve(app) as p1, serve(app) as p2, \
+            lb([f"http://127.0.0.1:{p1}", f"http://127.0.0.1:{p2}"], tmp_path,
+               max_attempts=10, retry_budget="20", retry_budget_min=5) as proxy, \
+            httpx.Client() as client:
+        answers = [client.get(proxy.url + f"/r/{k}") for k in range(50)]
+        stats = client.get(proxy.admin_url + "/stats").json()
+        metrics = client.get(proxy.admin_url + "/metrics").text
+    assert all(a.status_code == 503 and a.content == b"down" for a in answers)
+    # 50 first attempts, and retries within max(5, 20% of the 50 requests) = 10
+    assert 50 < down.answers <= 60 and stats["attempts"] == down.answers
+    assert stats["retry_budget"]["denied"] >= 40
+    assert f"banditlb_retries_denied_total {float(stats['retry_budget']['denied'])}" in metrics
+
+
+def test_the_access_log_has_one_json_line_per_request_within_a_second(pair, tmp_path):
+    (a, port), _ = pair
+    log = tmp_path / "access.jsonl"
+    with lb([f"http://127.0.0.1:{port}"], tmp_path, access_log=log) as proxy:
+        httpx.get(proxy.url + "/one?q=1")
+        httpx.post(proxy.url + "/status/404", content=b"x")
+        deadline = time.monotonic() + 5
+        while len(log.read_text().splitlines()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)  # flushed within a second, while the proxy still runs
+        lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(d["method"], d["target"], d["status"]) for d in lines] == [
+        ("GET", "/one?q=1", 200), ("POST", "/status/404", 404)]
+    assert all(d["upstream"] == f"http://127.0.0.1:{port}" and d["attempts"] == 1
+               and d["client"] == "127.0.0.1" and d["ms"] >= 0 for d in lines)

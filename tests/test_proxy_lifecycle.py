@@ -32,6 +32,10 @@ from banditlb.store import Store
     (["--upstreams", "127.0.0.1:4000", "--contract", "grpc"], "expected one of"),
     (["--upstreams", "http://127.0.0.1:4000", "--forwarded", "for,bogus"], "bogus"),
     (["--upstreams", "http://127.0.0.1:4000", "--host-header", "mine"], "expected upstream"),
+    (["--upstreams", "http://127.0.0.1:4000", "--retry-budget", "lots"], "a percent"),
+    (["--upstreams", "http://127.0.0.1:4000", "--retry-budget", "-5"], "retry budget"),
+    (["--upstreams", "http://127.0.0.1:4000", "--access-log", "/proc/no/such/dir/log"],
+     "cannot open the access log"),
 ])
 def test_bad_options_exit_2_with_the_reason(args, reason, tmp_path):
     result = CliRunner().invoke(app, ["lb", "--port", "0", "--data-dir", str(tmp_path), *args])

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from banditlb.outcomes import ACCEPTED, TIMEOUT, Attempt
+from banditlb.retry_budget import RetryBudget
 from banditlb.rules import Rules
 from banditlb.strategies.base import Context
 from banditlb.strategies.strategy import Strategy
@@ -75,12 +76,18 @@ class RouteResult:
 class AttemptLoop:
     """Attempt-loop state for one id (a plain slotted class: the simulator makes one per id)."""
 
-    __slots__ = ("strategy", "rules", "started_at", "deadline_at", "attempts", "waited_s",
-                 "retry_after_s", "_tried", "_status", "_waiting_since")
+    __slots__ = ("strategy", "rules", "budget", "started_at", "deadline_at", "attempts",
+                 "waited_s", "retry_after_s", "_tried", "_status", "_waiting_since")
 
-    def __init__(self, strategy: Strategy, rules: Rules, started_at: float):
+    def __init__(self, strategy: Strategy, rules: Rules, started_at: float,
+                 budget: RetryBudget | None = None):
         self.strategy = strategy
         self.rules = rules
+        self.budget = budget
+        """The pool's retry budget, asked before every attempt beyond the first; None:
+        retries are bounded by `rules` alone (the challenge contract, the simulator)."""
+        if budget is not None:
+            budget.request(started_at)
         self.started_at = started_at
         deadline = rules.deadline_s
         self.deadline_at = math.inf if deadline is None else started_at + deadline
@@ -135,6 +142,8 @@ class AttemptLoop:
             quality = strategy.chooser.quality
             pick = max(probes, key=lambda s: (strategy.estimate(s, now), quality(s, now)))
         if n >= rules.free_attempts and not strategy.estimate(pick, now) > rules.penalty_weight:
+            return self._finish(GAVE_UP, now)
+        if n and self.budget is not None and not self.budget.allows_retry(now):
             return self._finish(GAVE_UP, now)
         admission.sent(pick, now)
         return Send(pick)

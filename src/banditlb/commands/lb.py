@@ -35,9 +35,11 @@ from banditlb.proxy.config import (
     parse_forwarded,
     read_upstreams_file,
     resolve_upstreams,
+    retry_budget_for,
     split_upstreams,
 )
 from banditlb.proxy.runner import ADMIN_PREFIX, READY_PREFIX, bind, make_server, url_of
+from banditlb.retry_budget import DEFAULT_MIN_RETRIES
 from banditlb.strategies import parse_params
 from banditlb.waitlist import DEFAULT_MAX_WAITING
 
@@ -115,6 +117,18 @@ def lb_command(
     forwarded: Annotated[str, typer.Option(
         help="http contract: fields added, among for, proto, host (X-Forwarded-*) and via; "
              "'none' for none.")] = "for,proto,host,via",
+    retry_budget: Annotated[str | None, typer.Option(
+        help="Retries at most this % of the requests over 10 s (at least --retry-budget-min "
+             "per window), so a fleet-wide outage is not multiplied; 'off' for none. "
+             "Default: 20 for the http contract, off for challenge (its rules bound "
+             "retries).")] = None,
+    retry_budget_min: Annotated[int, typer.Option(
+        min=0, help="Retries always allowed per 10 s window, however few the requests.")]
+    = DEFAULT_MIN_RETRIES,
+    access_log: Annotated[Path | None, typer.Option(
+        dir_okay=False, help="http contract: append one JSON line per request here (time, "
+                             "client, method, target, status, upstream, attempts, ms).")]
+    = None,
     ca_bundle: Annotated[Path | None, typer.Option(
         exists=True, dir_okay=False, help="http contract: verify https upstreams against "
                                           "these CA certificates (PEM) instead of the "
@@ -136,7 +150,9 @@ def lb_command(
                                 _admin_port(admin_port, port))
         app = create_app(LbConfig(resolved, strategy, params, seed, rules, scenario, host, port,
                                   data_dir, fleet_url, admin_token, max_waiting,
-                                  max_retry_after, contract, forwarding))
+                                  max_retry_after, contract, forwarding,
+                                  retry_budget_for(retry_budget, retry_budget_min, contract),
+                                  access_log))
     except ValueError as exc:  # unknown strategy, bad --param, bad upstreams
         fail(str(exc))
     if not is_loopback(host) and not admin_token:

@@ -19,13 +19,15 @@ from dataclasses import dataclass, field
 
 from banditlb.attempts import OK, UNAVAILABLE, AttemptLoop, RouteResult, run_attempts
 from banditlb.outcomes import Attempt, Outcome
-from banditlb.proxy.config import HTTP, LbConfig, Upstream
+from banditlb.proxy.access_log import AccessLog
+from banditlb.proxy.config import HTTP, ConfigError, LbConfig, Upstream
 from banditlb.proxy.counters import RunCounters
 from banditlb.proxy.events import EventHub
 from banditlb.proxy.forward import HttpUpstreamClient, tls_context
 from banditlb.proxy.holding import Holding
 from banditlb.proxy.recorder import Recorder
 from banditlb.proxy.upstream import UpstreamClient
+from banditlb.retry_budget import RetryBudget
 from banditlb.store import AttemptRow
 from banditlb.strategies import Strategy, canonical_name, make_strategy
 
@@ -39,6 +41,14 @@ async def close_clients(clients: list) -> None:
         closing = client.close()
         if closing is not None:
             await closing
+
+
+def _budget_view(budget: RetryBudget | None) -> dict | None:
+    if budget is None:
+        return None
+    c = budget.config
+    return {"percent": c.percent, "min_retries": c.min_retries, "window_s": c.window_s,
+            "denied": budget.denied}
 
 
 class SwitchError(ValueError):
@@ -74,6 +84,7 @@ class Lane:
     counters: RunCounters
     clock: LaneClock
     holding: Holding
+    retry_budget: RetryBudget | None = None
     run_id: int | None = None
     session_id: int | None = None
     last_request: int = 0
@@ -124,6 +135,13 @@ class Balancer:
         self.recorder: Recorder | None = None
         self._switching = asyncio.Lock()
         self._one_attempt = dataclasses.replace(config.rules, max_attempts=1)
+        self.access_log: AccessLog | None = None
+        if config.access_log is not None:
+            try:
+                self.access_log = AccessLog(config.access_log)
+            except OSError as exc:
+                raise ConfigError(f"cannot open the access log {config.access_log}: "
+                                  f"{exc.strerror or exc}") from exc
         self.lane = self._new_lane(config.strategy, config.params, config.seed,
                                    config.scenario, config.upstreams)
 
@@ -138,6 +156,8 @@ class Balancer:
         """End the run and flush every attempt (after the server drained its requests)."""
         lane = self.lane
         await close_clients(lane.clients)
+        if self.access_log is not None:
+            self.access_log.close()
         if self.recorder is not None:
             await asyncio.to_thread(self.recorder.end_run, lane.run_id, lane.counters.summary())
             await asyncio.to_thread(self.recorder.close)
@@ -172,7 +192,8 @@ class Balancer:
 
         holding = lane.holding
         started = clock()
-        loop = AttemptLoop(lane.strategy, self.rules if retry else self._one_attempt, started)
+        loop = AttemptLoop(lane.strategy, self.rules if retry else self._one_attempt, started,
+                           lane.retry_budget)
         try:
             result = await run_attempts(loop, send, clock, holding.hold)
         finally:
@@ -251,6 +272,7 @@ class Balancer:
             "free_attempts": self.rules.free_attempts, "servers": servers,
             "latency_ms": c.latency_view(),
             "waiting": c.waiting_view(lane.holding.waiting, self.config.max_waiting),
+            "retry_budget": _budget_view(lane.retry_budget),
             "fleet_url": self.config.fleet_url,
             "recording": recorder is not None and recorder.recording,
             "dropped": recorder.dropped if recorder is not None else 0,
@@ -264,9 +286,11 @@ class Balancer:
         if clients is None:
             clients = self._clients(upstreams)
         clock = LaneClock()
+        budget = self.config.retry_budget
         return Lane(chosen, seed, scenario, upstreams, clients,
                     RunCounters(len(upstreams), self.rules), clock,
-                    Holding(self.config.max_waiting, clock))
+                    Holding(self.config.max_waiting, clock),
+                    None if budget is None else RetryBudget(budget))
 
     def _clients(self, upstreams: list[Upstream]) -> list:
         if self.config.contract == HTTP:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from banditlb.retry_budget import RetryBudgetConfig
 from banditlb.rules import Rules
 from banditlb.waitlist import DEFAULT_MAX_WAITING
 
@@ -69,6 +70,10 @@ class LbConfig:
     contract: str = CHALLENGE
     forwarding: Forwarding = field(default_factory=lambda: Forwarding())
     """How the http contract forwards (unused by the challenge contract)."""
+    retry_budget: RetryBudgetConfig | None = None
+    """Retries as a share of requests; None: bounded by the rules alone."""
+    access_log: Path | None = None
+    """One JSON line per request forwarded by the http contract, appended here."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,20 @@ def parse_forwarded(spec: str) -> tuple[str, ...]:
     """'for,proto' -> ('for', 'proto'); 'none' or '' -> ()."""
     items = tuple(p.strip().lower() for p in spec.split(",") if p.strip())
     return () if items in ((), ("none",)) else items
+
+
+def retry_budget_for(given: str | None, minimum: int, contract: str) -> RetryBudgetConfig | None:
+    """--retry-budget: a percent, 'off', or None for the contract's default (20% for http;
+    off for challenge, whose rules bound retries)."""
+    if given is None:
+        return RetryBudgetConfig(min_retries=minimum) if contract == HTTP else None
+    if given.strip().lower() == "off":
+        return None
+    try:
+        percent = float(given)
+    except ValueError:
+        raise ConfigError(f"--retry-budget {given!r}: a percent of requests, or off") from None
+    return RetryBudgetConfig(percent, minimum)
 
 
 def default_contract(names: list[str]) -> str:

@@ -213,6 +213,7 @@ class ClientGone(Exception):
 
 async def forward(balancer, scope: Scope, receive: Receive, send: Send) -> None:
     """The http contract's handler for every request on the proxy listener."""
+    started, wall = time.monotonic(), time.time()
     forwarding: Forwarding = balancer.config.forwarding
     method = scope["method"]
     headers = end_to_end(scope["headers"])
@@ -249,9 +250,14 @@ async def forward(balancer, scope: Scope, receive: Receive, send: Send) -> None:
     try:
         lane, result, unreachable = await balancer.route(request_id, attempt, retry)
         if held:  # the answer that ended the loop, or the last one when all failed
+            status = held[0].status
             await _pass_on(held[0], method, forwarding, receive, send)
         else:
-            await send_answer(send, balancer.answer(lane, result, unreachable))
+            answer = balancer.answer(lane, result, unreachable)
+            status = answer.status_code
+            await send_answer(send, answer)
+        if balancer.access_log is not None:
+            balancer.access_log.write(scope, status, result, lane.upstreams, started, wall)
     finally:
         while held:
             held.pop().release()

@@ -89,6 +89,11 @@ class BalancerCollector:
                                      "Ids answered 503 because too many already waited.")
         turned.add_metric([], counters.turned_away)
         yield turned
+        if lane.retry_budget is not None:
+            denied = CounterMetricFamily("banditlb_retries_denied",
+                                         "Retries the retry budget refused (each ended an id).")
+            denied.add_metric([], lane.retry_budget.denied)
+            yield denied
         wait = HistogramMetricFamily("banditlb_wait_seconds",
                                      "Time an id waited for capacity (ids that waited).")
         wait.add_metric([], _buckets(counters.wait), counters.wait.sum / 1000.0)

@@ -21,8 +21,16 @@ import uvicorn
 
 from banditlb.proxy.admin import TOKEN_ENV
 from banditlb.proxy.app import BalancerApp, create_app
-from banditlb.proxy.config import HTTP, Forwarding, LbConfig, default_contract, resolve_upstreams
+from banditlb.proxy.config import (
+    HTTP,
+    Forwarding,
+    LbConfig,
+    default_contract,
+    resolve_upstreams,
+    retry_budget_for,
+)
 from banditlb.proxy.protocol import BalancerHttpProtocol
+from banditlb.retry_budget import DEFAULT_MIN_RETRIES
 from banditlb.rules import Rules
 from banditlb.waitlist import DEFAULT_MAX_WAITING
 
@@ -131,6 +139,10 @@ class LbOptions:
     contract: str | None = None
     """None: http for URL upstreams, else challenge."""
     forwarding: Forwarding = Forwarding()
+    retry_budget: str | None = None
+    """A percent, "off", or None for the contract's default."""
+    retry_budget_min: int = DEFAULT_MIN_RETRIES
+    access_log: Path | None = None
 
     def rules(self) -> Rules:
         return Rules(free_attempts=self.free_attempts, penalty_weight=self.penalty_weight,
@@ -151,6 +163,11 @@ class LbOptions:
             args += ["--scenario", self.scenario]
         if self.contract:
             args += ["--contract", self.contract]
+        if self.retry_budget is not None:
+            args += ["--retry-budget", self.retry_budget]
+        args += ["--retry-budget-min", str(self.retry_budget_min)]
+        if self.access_log is not None:
+            args += ["--access-log", str(self.access_log)]
         f = self.forwarding
         args += ["--max-retry-body", str(f.max_retry_body), "--host-header", f.host_header,
                  "--forwarded", ",".join(f.forwarded) or "none",
@@ -172,7 +189,10 @@ def start_lb_thread(upstreams: list[str], *, strategy: str = "auto", data_dir: s
     config = LbConfig(resolve_upstreams(names), strategy, dict(opts.params or {}),
                       opts.seed, opts.rules(), opts.scenario, host, port, Path(data_dir),
                       fleet_url, opts.admin_token, opts.max_waiting, contract=contract,
-                      forwarding=opts.forwarding)
+                      forwarding=opts.forwarding,
+                      retry_budget=retry_budget_for(opts.retry_budget, opts.retry_budget_min,
+                                                    contract),
+                      access_log=opts.access_log)
     sockets = [bind(host, port)]
     app = create_app(config)
     if contract == HTTP:
