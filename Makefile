@@ -72,6 +72,7 @@ soak: $(DEVSTAMP)
 # Browser tests drive Debian's Chromium (no browser download at test time).
 system-deps:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || { apt-get update -qq && apt-get install -y -qq nginx >/dev/null; }
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
