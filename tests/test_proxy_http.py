@@ -241,7 +241,10 @@ def test_the_access_log_has_one_json_line_per_request_within_a_second(pair, tmp_
         while len(log.read_text().splitlines()) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)  # flushed within a second, while the proxy still runs
         lines = [json.loads(line) for line in log.read_text().splitlines()]
-    assert [(d["method"], d["target"], d["status"]) for d in lines] == [
+    assert [(d["request_method"], d["request_uri"], d["status"]) for d in lines] == [
         ("GET", "/one?q=1", 200), ("POST", "/status/404", 404)]
-    assert all(d["upstream"] == f"http://127.0.0.1:{port}" and d["attempts"] == 1
-               and d["client"] == "127.0.0.1" and d["ms"] >= 0 for d in lines)
+    assert all(d["upstream_addr"] == f"http://127.0.0.1:{port}" and d["attempts"] == 1
+               and d["remote_addr"] == "127.0.0.1" and d["request_time"] >= 0
+               and d["body_bytes_sent"] > 100 and d["time"].endswith("+00:00")
+               for d in lines)
+    assert [d["upstream_status"] for d in lines] == ["200", "404"]

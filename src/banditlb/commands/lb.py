@@ -126,8 +126,9 @@ def lb_command(
         min=0, help="Retries always allowed per 10 s window, however few the requests.")]
     = DEFAULT_MIN_RETRIES,
     access_log: Annotated[Path | None, typer.Option(
-        dir_okay=False, help="http contract: append one JSON line per request here (time, "
-                             "client, method, target, status, upstream, attempts, ms).")]
+        dir_okay=False, help="http contract: append one JSON line per request here ('-': "
+                             "standard output), with nginx's field names (status, "
+                             "upstream_addr, request_time, body_bytes_sent, ...).")]
     = None,
     ca_bundle: Annotated[Path | None, typer.Option(
         exists=True, dir_okay=False, help="http contract: verify https upstreams against "

@@ -12,7 +12,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -24,28 +26,35 @@ FLUSH_EVERY_S = 1.0
 
 class AccessLog:
     def __init__(self, path: Path):
-        """Opens (appends to) `path`; OSError when it cannot."""
+        """Opens (appends to) `path`, or standard output for "-"; OSError when it cannot."""
         self.path = path
-        self._file: TextIO | None = open(path, "a", buffering=1 << 16)  # noqa: SIM115
+        self._file: TextIO | None = sys.stdout if str(path) == "-" else \
+            open(path, "a", buffering=1 << 16)  # noqa: SIM115
         self._flush_timer: asyncio.TimerHandle | None = None
 
-    def write(self, scope: dict, status: int, result: RouteResult | None, upstreams: list,
-              started: float, wall_start: float) -> None:
-        """One request: who asked what, the answer's status, where it went, how long."""
+    def write(self, scope: dict, status: int, sent_bytes: int, result: RouteResult | None,
+              upstreams: list, started: float, wall_start: float) -> None:
+        """One request: who asked what, the answer's status and size, where it went, how
+        long; field names as nginx's (`upstream_addr` lists every upstream tried)."""
         if self._file is None:
             return
         target = scope.get("raw_path") or scope.get("path", "").encode()
         if scope.get("query_string"):
             target += b"?" + scope["query_string"]
         client = scope.get("client")
-        doc = {"t": round(wall_start, 3), "client": client[0] if client else None,
-               "method": scope.get("method"), "target": target.decode("latin-1"),
-               "status": status, "ms": round((time.monotonic() - started) * 1000.0, 2)}
+        when = datetime.fromtimestamp(wall_start, UTC).isoformat(timespec="milliseconds")
+        doc = {"time": when, "remote_addr": client[0] if client else None,
+               "request_method": scope.get("method"),
+               "request_uri": target.decode("latin-1"), "status": status,
+               "body_bytes_sent": sent_bytes,
+               "request_time": round(time.monotonic() - started, 4)}
         if result is not None:
-            last = result.last
-            doc.update(upstream=None if last is None else upstreams[last.server].name,
-                       attempts=len(result.attempts), result=result.status,
-                       waited_ms=round(result.waited_s * 1000.0, 2))
+            tried = result.attempts
+            doc.update(upstream_addr=", ".join(upstreams[a.server].name for a in tried),
+                       upstream_status=", ".join("-" if a.status is None else str(a.status)
+                                                 for a in tried),
+                       attempts=len(tried), outcome=result.status,
+                       waited=round(result.waited_s, 4))
         try:
             self._file.write(json.dumps(doc, separators=(",", ":")) + "\n")
         except OSError as exc:
@@ -58,7 +67,7 @@ class AccessLog:
     def close(self) -> None:
         self._flush()
         file, self._file = self._file, None
-        if file is not None:
+        if file is not None and file is not sys.stdout:
             with contextlib.suppress(OSError):
                 file.close()
 

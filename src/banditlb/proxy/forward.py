@@ -251,21 +251,23 @@ async def forward(balancer, scope: Scope, receive: Receive, send: Send) -> None:
         lane, result, unreachable = await balancer.route(request_id, attempt, retry)
         if held:  # the answer that ended the loop, or the last one when all failed
             status = held[0].status
-            await _pass_on(held[0], method, forwarding, receive, send)
+            sent = await _pass_on(held[0], method, forwarding, receive, send)
         else:
             answer = balancer.answer(lane, result, unreachable)
             status = answer.status_code
-            await send_answer(send, answer)
+            sent = await send_answer(send, answer)
         if balancer.access_log is not None:
-            balancer.access_log.write(scope, status, result, lane.upstreams, started, wall)
+            balancer.access_log.write(scope, status, sent, result, lane.upstreams, started,
+                                      wall)
     finally:
         while held:
             held.pop().release()
 
 
 async def _pass_on(response: aiohttp.ClientResponse, method: str, forwarding: Forwarding,
-                   receive: Receive, send: Send) -> None:
-    """Stream an upstream answer to the client as it arrives; stop if the client goes."""
+                   receive: Receive, send: Send) -> int:
+    """Stream an upstream answer to the client as it arrives; stop if the client goes.
+    Returns the body bytes sent."""
     headers = end_to_end(response.raw_headers)
     if "via" in forwarding.forwarded:
         headers = _append(headers, b"via", VIA)
@@ -273,8 +275,9 @@ async def _pass_on(response: aiohttp.ClientResponse, method: str, forwarding: Fo
                 "headers": headers})
     if method == "HEAD":
         await send({"type": "http.response.body", "body": b""})
-        return
+        return 0
     gone = asyncio.ensure_future(_disconnected(receive))
+    sent = 0
     try:
         reader = response.content
         while True:
@@ -282,20 +285,22 @@ async def _pass_on(response: aiohttp.ClientResponse, method: str, forwarding: Fo
             await asyncio.wait((chunk, gone), return_when=asyncio.FIRST_COMPLETED)
             if gone.done():
                 chunk.cancel()
-                return
+                return sent
             data = chunk.result()
             if not data:
                 break
             await send({"type": "http.response.body", "body": data, "more_body": True})
+            sent += len(data)
         await send({"type": "http.response.body", "body": b""})
     except (aiohttp.ClientError, OSError, TimeoutError):
         # the upstream broke off mid-answer: the head is out, so all that is left is to
         # end the client's answer short (uvicorn closes a response it cannot complete)
-        return
+        pass
     finally:
         gone.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await gone
+    return sent
 
 
 async def _disconnected(receive: Receive) -> None:
