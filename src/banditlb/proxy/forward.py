@@ -276,10 +276,16 @@ async def _pass_on(response: aiohttp.ClientResponse, method: str, forwarding: Fo
     if method == "HEAD":
         await send({"type": "http.response.body", "body": b""})
         return 0
+    reader = response.content
+    if reader.at_eof() or (response.content_length is not None
+                           and response.content_length <= reader.total_bytes):
+        # the whole body came with the head (most small answers): one write, no watcher
+        body = b"" if reader.at_eof() else await reader.readexactly(response.content_length)
+        await send({"type": "http.response.body", "body": body})
+        return len(body)
     gone = asyncio.ensure_future(_disconnected(receive))
     sent = 0
     try:
-        reader = response.content
         while True:
             chunk = asyncio.ensure_future(reader.readany())
             await asyncio.wait((chunk, gone), return_when=asyncio.FIRST_COMPLETED)
