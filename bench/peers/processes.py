@@ -164,6 +164,28 @@ def start_nginx(sites: list[Site], tuning: NginxTuning) -> PeerHandle:
     return PeerHandle("nginx", _urls(sites), [child.pid], _cleanup(stop, workdir))
 
 
+def start_fast_upstream(port: int) -> PeerHandle:
+    """One nginx worker answering every request 200 with two bytes: an upstream so fast
+    that what is measured in front of it is the proxy."""
+    workdir = Path(tempfile.mkdtemp(prefix="banditlb-fast-"))
+    workdir.chmod(0o755)
+    conf = workdir / "nginx.conf"
+    temp = " ".join(f"{kind}_temp_path {workdir}/{kind};"
+                    for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    conf.write_text(f"worker_processes 1; pid {workdir}/nginx.pid;\n"
+                    f"events {{ worker_connections 4096; }}\n"
+                    f"http {{ access_log off; {temp} keepalive_requests 1000000;\n"
+                    f"  server {{ listen 127.0.0.1:{port};\n"
+                    f"    location / {{ return 200 'ok'; }} }} }}\n")
+    args = [binary("nginx"), "-p", str(workdir), "-c", str(conf),
+            "-e", str(workdir / "error.log"), "-g", "daemon off;"]
+    with _removed_on_error(workdir):
+        child, stop = _start_foreground("nginx", args, [port], workdir / "stdout.log",
+                                        signal.SIGQUIT)
+    return PeerHandle("upstream", {"fast": f"http://127.0.0.1:{port}/"}, [child.pid],
+                      _cleanup(stop, workdir))
+
+
 def start_haproxy(sites: list[Site], tuning: HaproxyTuning) -> PeerHandle:
     """HAProxy in the foreground (-db) with its config in a temp dir; checked before start."""
     workdir = Path(tempfile.mkdtemp(prefix="banditlb-haproxy-"))
