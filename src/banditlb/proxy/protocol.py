@@ -12,6 +12,7 @@ It also waits for a head forever, so slow clients (slowloris) could hold every
 connection: a head not complete HEAD_TIMEOUT_S after its first byte gets 408.
 
 CONNECT (a tunnel, target host:port) gets 501 and a reason, not the parser's 400.
+Trailer fields are dropped, never merged into the request's headers.
 """
 
 from __future__ import annotations
@@ -109,6 +110,14 @@ class BalancerHttpProtocol(HttpToolsProtocol):
             self._head_bytes = None
             self.transport.write(HEAD_TOO_LARGE)
             self.transport.close()
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._head_bytes is None:
+            # a trailer field after a chunked body: uvicorn would add it to the request's
+            # headers, already handed over (and forwarded as if sent up front, RFC 9110
+            # section 6.5.1 forbids that merge); dropped, which the RFC allows
+            return
+        super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
         self._head_bytes = None
