@@ -11,6 +11,7 @@ import httpx
 import pytest
 import trustme
 
+from banditlb.fleet.scenario import load_scenario
 from banditlb.proxy.config import Forwarding
 from banditlb.proxy.runner import start_lb_thread
 from upstreams import Upstream, serve, until_close_server
@@ -248,3 +249,28 @@ def test_the_access_log_has_one_json_line_per_request_within_a_second(pair, tmp_
                and d["body_bytes_sent"] > 100 and d["time"].endswith("+00:00")
                for d in lines)
     assert [d["upstream_status"] for d in lines] == ["200", "404"]
+
+
+def test_a_flaky_pool_behind_the_http_contract_is_learned_as_in_challenge_mode(fleet_t1,
+                                                                              tmp_path):
+    """T1's servers (success 0.3-0.93) as URL upstreams: ids are POSTed with the http
+    contract (retried: --retry-unsafe) and the challenge contract, the same count each."""
+    names = fleet_t1.upstreams("T1")
+    rates = [s.success for s in load_scenario("T1").servers]
+    best = sorted(range(len(rates)), key=lambda i: -rates[i])[:3]
+    shares = {}
+    for contract, upstreams, options in (
+            ("http", [f"http://{n}" for n in names],
+             {"forwarding": Forwarding(retry_unsafe=True), "retry_budget": "off"}),
+            ("challenge", names, {})):
+        with lb(upstreams, tmp_path / contract, **options) as proxy, httpx.Client() as client:
+            answers = [client.post(proxy.url + "/", json={"id": f"{contract[:4]}{k:020d}"})
+                       for k in range(300)]
+            servers = client.get(proxy.admin_url + "/stats").json()["servers"]
+        accepted = sum(a.status_code == 200 for a in answers) / len(answers)
+        attempts = [s["attempts"] for s in servers]
+        shares[contract] = (accepted, sum(attempts[i] for i in best) / sum(attempts))
+    # both contracts get nearly every id accepted and send most attempts to the 3 best
+    for accepted, best_share in shares.values():
+        assert accepted >= 0.97 and best_share >= 0.6, shares
+    assert abs(shares["http"][0] - shares["challenge"][0]) <= 0.03, shares
