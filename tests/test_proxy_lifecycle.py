@@ -28,7 +28,7 @@ from banditlb.store import Store
     (["--upstreams", "ftp://127.0.0.1:21"], "scheme must be http or https"),
     (["--upstreams", "http://127.0.0.1:80/?q=1"], "no query"),
     (["--upstreams", "http://127.0.0.1:99999"], "bad upstream URL"),
-    (["--upstreams", "https://127.0.0.1", "--contract", "challenge"], "need --contract http"),
+    (["--upstreams", "https://127.0.0.1", "--contract", "challenge"], "need the http contract"),
     (["--upstreams", "127.0.0.1:4000", "--contract", "grpc"], "expected one of"),
     (["--upstreams", "http://127.0.0.1:4000", "--forwarded", "for,bogus"], "bogus"),
     (["--upstreams", "http://127.0.0.1:4000", "--host-header", "mine"], "expected upstream"),

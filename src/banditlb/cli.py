@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from banditlb.commands.config import config_app
 from banditlb.commands.dashboard import dashboard_command
 from banditlb.commands.demo import demo_command
 from banditlb.commands.fleet import fleet_command
@@ -21,6 +22,7 @@ app = typer.Typer(
 
 app.command("simulate")(simulate_command)
 app.add_typer(runs_app, name="runs")
+app.add_typer(config_app, name="config")
 app.command("harness")(harness_command)
 app.command("demo")(demo_command)
 app.command("lb")(lb_command)

@@ -21,16 +21,16 @@ from banditlb.commands.common import (
     parse_rules,
 )
 from banditlb.fleet.scenario import ScenarioError, load_scenario
+from banditlb.proxy import config_file
 from banditlb.proxy.admin import TOKEN_ENV, is_loopback
 from banditlb.proxy.app import create_app
 from banditlb.proxy.config import (
-    CONTRACTS,
     DEFAULT_MAX_RETRY_AFTER_S,
     DEFAULT_MAX_RETRY_BODY,
     HTTP,
-    ConfigError,
     Forwarding,
     LbConfig,
+    checked_contract,
     default_contract,
     parse_forwarded,
     read_upstreams_file,
@@ -130,6 +130,10 @@ def lb_command(
                              "standard output), with nginx's field names (status, "
                              "upstream_addr, request_time, body_bytes_sent, ...).")]
     = None,
+    config: Annotated[Path | None, typer.Option(
+        exists=True, dir_okay=False, help="Take the listener and the pool from this TOML file "
+                                          "(see `banditlb config check --help`); the flags "
+                                          "for them are then not used.")] = None,
     ca_bundle: Annotated[Path | None, typer.Option(
         exists=True, dir_okay=False, help="http contract: verify https upstreams against "
                                           "these CA certificates (PEM) instead of the "
@@ -139,44 +143,51 @@ def lb_command(
     POST / {"id": ...}, or (--contract http, or URL upstreams) any HTTP request."""
     err = Console(stderr=True)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    rules = parse_rules(penalty_weight, free_attempts, max_attempts, attempt_timeout_ms,
-                        deadline_ms)
     try:
-        params = parse_params(param or [])
-        names = _upstream_names(upstreams, upstreams_file, scenario)
-        contract = _contract(contract, names)
-        resolved = resolve_upstreams(names)
-        forwarding = Forwarding(max_retry_body, retry_unsafe, host_header,
-                                parse_forwarded(forwarded), ca_bundle,
-                                _admin_port(admin_port, port))
-        app = create_app(LbConfig(resolved, strategy, params, seed, rules, scenario, host, port,
-                                  data_dir, fleet_url, admin_token, max_waiting,
-                                  max_retry_after, contract, forwarding,
-                                  retry_budget_for(retry_budget, retry_budget_min, contract),
-                                  access_log))
-    except ValueError as exc:  # unknown strategy, bad --param, bad upstreams
+        if config is not None:
+            lb = config_file.load(config, data_dir=data_dir, fleet_url=fleet_url,
+                                  admin_token=admin_token)
+        else:
+            rules = parse_rules(penalty_weight, free_attempts, max_attempts,
+                                attempt_timeout_ms, deadline_ms)
+            names = _upstream_names(upstreams, upstreams_file, scenario)
+            contract = checked_contract(default_contract(names) if contract is None
+                                        else contract, names)
+            lb = LbConfig(resolve_upstreams(names), strategy, parse_params(param or []), seed,
+                          rules, scenario, host, port, data_dir, fleet_url, admin_token,
+                          max_waiting, max_retry_after, contract,
+                          Forwarding(max_retry_body, retry_unsafe, host_header,
+                                     parse_forwarded(forwarded), ca_bundle,
+                                     _admin_port(admin_port, port)),
+                          retry_budget_for(retry_budget, retry_budget_min, contract),
+                          access_log)
+        app = create_app(lb)
+    except ValueError as exc:  # unknown strategy, bad --param, bad upstreams, a bad file
         fail(str(exc))
-    if not is_loopback(host) and not admin_token:
-        err.print(f"[yellow]warning:[/yellow] listening on {host} without --admin-token: "
+    if not is_loopback(lb.host) and not admin_token:
+        err.print(f"[yellow]warning:[/yellow] listening on {lb.host} without --admin-token: "
                   f"the /admin endpoints stay disabled")
+    http = lb.contract == HTTP
     sockets = []
-    for role, at in (("", port), ("admin ", forwarding.admin_port))[:1 + (contract == HTTP)]:
+    for role, at in (("", lb.port), ("admin ", lb.forwarding.admin_port))[:1 + http]:
         try:
-            sockets.append(bind(host, at))
+            sockets.append(bind(lb.host, at))
         except OSError as exc:
-            fail(f"cannot listen on {host}:{at} ({role}port): {exc.strerror or exc}")
+            fail(f"cannot listen on {lb.host}:{at} ({role}port): {exc.strerror or exc}")
     url = url_of(sockets[0])
-    if contract == HTTP:
+    if http:
         app.admin_port = sockets[1].getsockname()[1]
+    resolved = lb.upstreams
 
     def ready() -> None:
         recorder = app.state.balancer.recorder
         where = f"recording to {recorder.data_dir}" if recorder and recorder.recording \
             else "[bold red]NOT RECORDING[/bold red]"
-        err.print(f"[bold]banditlb lb[/bold] {url}  {contract} contract, strategy {strategy}, "
+        err.print(f"[bold]banditlb lb[/bold] {url}  {lb.contract} contract, strategy "
+                  f"{lb.strategy}, "
                   f"{len(resolved)} upstreams ({resolved[0].name} ... {resolved[-1].name}), "
                   f"{where}")
-        if contract == HTTP:
+        if http:
             admin_url = url_of(sockets[1])
             err.print(f"  stats, metrics, admin and dashboard on {admin_url}")
             print(ADMIN_PREFIX + admin_url, flush=True)
@@ -186,16 +197,6 @@ def lb_command(
     signal.signal(signal.SIGTERM, _exit_quietly)
     signal.signal(signal.SIGINT, _exit_quietly)
     server.run(sockets=sockets)
-
-
-def _contract(given: str | None, names: list[str]) -> str:
-    contract = default_contract(names) if given is None else given
-    if contract not in CONTRACTS:
-        raise ConfigError(f"--contract {given!r}: expected one of {', '.join(CONTRACTS)}")
-    if contract != HTTP and any(n.startswith("https://") for n in names):
-        raise ConfigError("https upstreams need --contract http (the challenge contract "
-                          "speaks plain HTTP)")
-    return contract
 
 
 def _admin_port(given: int | None, port: int) -> int:

@@ -124,6 +124,16 @@ def retry_budget_for(given: str | None, minimum: int, contract: str) -> RetryBud
     return RetryBudgetConfig(percent, minimum)
 
 
+def checked_contract(contract: str, names: list[str]) -> str:
+    """`contract` if it is one and can speak to these upstreams; ConfigError if not."""
+    if contract not in CONTRACTS:
+        raise ConfigError(f"contract {contract!r}: expected one of {', '.join(CONTRACTS)}")
+    if contract != HTTP and any(n.startswith("https://") for n in names):
+        raise ConfigError("https upstreams need the http contract (the challenge contract "
+                          "speaks plain HTTP)")
+    return contract
+
+
 def default_contract(names: list[str]) -> str:
     """URLs mean any HTTP request; a bare host:port list keeps the challenge contract."""
     return HTTP if names and all("://" in n for n in names) else CHALLENGE
