@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
+import threading
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -39,6 +41,7 @@ from banditlb.proxy.config import (
     split_upstreams,
 )
 from banditlb.proxy.runner import ADMIN_PREFIX, READY_PREFIX, bind, make_server, url_of
+from banditlb.proxy.workers import Supervisor, reserve, worker_argv
 from banditlb.retry_budget import DEFAULT_MIN_RETRIES
 from banditlb.strategies import parse_params
 from banditlb.waitlist import DEFAULT_MAX_WAITING
@@ -130,6 +133,12 @@ def lb_command(
                              "standard output), with nginx's field names (status, "
                              "upstream_addr, request_time, body_bytes_sent, ...).")]
     = None,
+    workers: Annotated[int, typer.Option(
+        min=1, max=64, help="Balancer processes on the same port (SO_REUSEPORT: the kernel "
+                            "spreads connections); one parent restarts them and drains them "
+                            "all on SIGTERM. Each learns alone for now.")] = 1,
+    reuse_port: Annotated[bool, typer.Option(hidden=True, help="Set by --workers for its "
+                                             "workers: bind with SO_REUSEPORT.")] = False,
     config: Annotated[Path | None, typer.Option(
         exists=True, dir_okay=False, help="Take the listener and the pool from this TOML file "
                                           "(see `banditlb config check --help`); the flags "
@@ -161,6 +170,8 @@ def lb_command(
                                      _admin_port(admin_port, port)),
                           retry_budget_for(retry_budget, retry_budget_min, contract),
                           access_log)
+        if workers > 1:
+            raise SystemExit(_supervise(lb, workers, err))
         app = create_app(lb)
     except ValueError as exc:  # unknown strategy, bad --param, bad upstreams, a bad file
         fail(str(exc))
@@ -171,7 +182,7 @@ def lb_command(
     sockets = []
     for role, at in (("", lb.port), ("admin ", lb.forwarding.admin_port))[:1 + http]:
         try:
-            sockets.append(bind(lb.host, at))
+            sockets.append(bind(lb.host, at, reuse_port))
         except OSError as exc:
             fail(f"cannot listen on {lb.host}:{at} ({role}port): {exc.strerror or exc}")
     url = url_of(sockets[0])
@@ -197,6 +208,42 @@ def lb_command(
     signal.signal(signal.SIGTERM, _exit_quietly)
     signal.signal(signal.SIGINT, _exit_quietly)
     server.run(sockets=sockets)
+
+
+def _supervise(lb: LbConfig, workers: int, err: Console) -> int:
+    """Reserve the ports, run the workers until SIGTERM or SIGINT, drain them; the exit
+    code (0 when every worker drained cleanly)."""
+    http = lb.contract == HTTP
+    try:
+        held = [reserve(lb.host, lb.port)] + ([reserve(lb.host, lb.forwarding.admin_port)]
+                                              if http else [])
+    except OSError as exc:
+        fail(f"cannot listen on {lb.host}:{lb.port}: {exc.strerror or exc}")
+    ports = [sock.getsockname()[1] for sock in held]
+    ready: set[int] = set()
+    lock = threading.Lock()
+
+    def on_line(k: int, line: str) -> None:
+        with lock:
+            if line.startswith(READY_PREFIX):
+                ready.add(k)
+                if len(ready) == workers:
+                    err.print(f"[bold]banditlb lb[/bold]: {workers} workers ready")
+                    if http:
+                        print(ADMIN_PREFIX + url_of(held[1]), flush=True)
+                    print(READY_PREFIX + url_of(held[0]), flush=True)
+            elif not line.startswith(ADMIN_PREFIX):
+                print(line, flush=True)  # the access log on standard output, for one
+
+    supervisor = Supervisor(workers, worker_argv(sys.argv[2:], ports[0],
+                                                 ports[1] if http else None), on_line)
+    signal.signal(signal.SIGTERM, supervisor.stop)
+    signal.signal(signal.SIGINT, supervisor.stop)
+    try:
+        return supervisor.run()
+    finally:
+        for sock in held:
+            sock.close()
 
 
 def _admin_port(given: int | None, port: int) -> int:

@@ -59,11 +59,14 @@ class _Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """A listening socket on host:port (port 0 picks a free one)."""
+def bind(host: str, port: int, reuse_port: bool = False) -> socket.socket:
+    """A listening socket on host:port (port 0 picks a free one); `reuse_port`: one of
+    several workers' listeners on the same port (SO_REUSEPORT)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     # Inherited by accepted connections: uvicorn writes head and body separately, and
     # Nagle would hold the body back until the client acknowledges the head.
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
