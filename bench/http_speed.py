@@ -18,7 +18,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +29,7 @@ from bench.peers.configs import NginxTuning, Site  # noqa: E402
 from bench.peers.processes import (  # noqa: E402
     ensure_installed,
     free_port,
+    log,
     pin,
     start_fast_upstream,
     start_nginx,
@@ -51,9 +51,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
-
-    def log(text: str) -> None:
-        print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
 
     versions = ensure_installed()
     proxy_cpu, rig_cpu = ("0", "1") if (os.cpu_count() or 1) >= 2 else ("0", "0")

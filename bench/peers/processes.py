@@ -25,6 +25,11 @@ STOP_TIMEOUT_S = 10.0
 DEBIAN_PACKAGES = ("nginx", "haproxy")
 
 
+def log(text: str) -> None:
+    """A benchmark's progress line, stamped with the time of day."""
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
 class PeerError(RuntimeError):
     """A peer could not be installed or started; the message says which and why."""
 

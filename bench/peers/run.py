@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench.peers.configs import HaproxyTuning, NginxTuning
 from bench.peers.live import auto_peer, haproxy_peer, nginx_peer, run_live
-from bench.peers.processes import ensure_installed
+from bench.peers.processes import ensure_installed, log
 from bench.peers.report import write_report
 from bench.peers.simulated import run_simulated
 from bench.peers.tuning import (
@@ -40,10 +40,6 @@ RESULTS = HERE / "results"
 SCENARIOS = ["T1", "T2", "T3", "drift", "faults"]
 WEIGHTS = (1.0, 0.5)
 ARRIVALS = "uniform,poisson,burst:10,closed:10"
-
-
-def log(text: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
 
 
 def read_json(path: Path) -> dict:

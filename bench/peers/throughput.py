@@ -31,6 +31,7 @@ from bench.peers.processes import (
     PeerHandle,
     ensure_installed,
     free_port,
+    log,
     pin,
     process_tree,
     start_banditlb,
@@ -191,9 +192,6 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--proxies", default="banditlb,nginx,haproxy")
     args = parser.parse_args()
-
-    def log(text: str) -> None:
-        print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
 
     versions = ensure_installed()
     two_cores = (os.cpu_count() or 1) >= 2
