@@ -95,3 +95,14 @@ def test_retry_after_seconds_and_dates():
     assert parse_retry_after(b"soon") is None
     date = b"Wed, 21 Oct 2015 07:28:10 GMT"
     assert parse_retry_after(date, now=1445412480.0) == pytest.approx(10.0)
+
+
+def test_the_balancer_does_not_load_the_simulator_to_serve_requests():
+    import subprocess
+    import sys
+
+    probe = ("import sys, banditlb.proxy.app, banditlb.commands.lb; "
+             "print(sorted(m for m in sys.modules if m.startswith('banditlb.sim')))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    assert loaded == "[]"

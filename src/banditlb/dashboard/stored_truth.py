@@ -15,7 +15,6 @@ from functools import lru_cache
 from banditlb.arrivals import ArrivalsError, parse_arrivals
 from banditlb.fleet.scenario import Scenario, ScenarioError, load_scenario
 from banditlb.rules import Rules
-from banditlb.sim.engine import simulate
 
 MAX_ORACLE_REQUESTS = 200_000
 """Longer runs are not re-simulated for the dashboard (it would take seconds)."""
@@ -68,6 +67,10 @@ def oracle_scores(run: dict, requests: int) -> list[float]:
 def _simulated_oracle(scenario: str, seed: int, requests: int, rps: float,
                       penalty_weight: float, free_attempts: int,
                       arrivals: str) -> tuple[float, ...]:
+    # the simulator is imported when a stored run's oracle is first asked for, so the
+    # balancer process does not load it to serve requests
+    from banditlb.sim.engine import simulate
+
     rules = Rules(free_attempts=free_attempts, penalty_weight=penalty_weight,
                   deadline_s=LB_DEADLINE_S)
     stats = simulate("oracle", load_scenario(scenario), seed, requests, rps, rules,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from contextlib import asynccontextmanager
 
@@ -12,21 +11,18 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sse_starlette import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from banditlb.dashboard import dashboard_routes
 from banditlb.ids import MAX_BODY_BYTES, BadId, parse_id_body
-from banditlb.proxy.admin import admin_denial
-from banditlb.proxy.balancer import Balancer, SwitchError
+from banditlb.proxy.admin import admin_routes
+from banditlb.proxy.balancer import Balancer
 from banditlb.proxy.config import (
     HTTP,
-    ConfigError,
     LbConfig,
-    resolve_upstreams,
-    split_upstreams,
 )
 from banditlb.proxy.events import EventHub, encode
 from banditlb.proxy.forward import forward, refuse_websocket
@@ -131,89 +127,6 @@ async def events(request: Request) -> Response:
     return EventSourceResponse(hub.stream(client), send_timeout=SSE_SEND_TIMEOUT_S)
 
 
-def _admin(handler):
-    """Wrap an admin handler with the token rule and JSON error answers."""
-    async def guarded(request: Request) -> Response:
-        config: LbConfig = request.app.state.config
-        reason = admin_denial(config.host, config.admin_token,
-                              request.headers.get("authorization"))
-        if reason is not None:
-            return JSONResponse({"ok": False, "error": reason}, 401,
-                                {"WWW-Authenticate": "Bearer"})
-        try:
-            return JSONResponse(await handler(request, request.app.state.balancer))
-        except (SwitchError, ConfigError) as exc:
-            return JSONResponse({"ok": False, "error": str(exc)}, 400)
-    return guarded
-
-
-SWITCH_FIELDS = {"strategy": str, "params": dict, "upstreams": list, "scenario": str,
-                 "run_id": int, "session": str, "seed": int}
-INT64 = range(-(2**63), 2**63)
-"""What SQLite stores as an integer: run ids and seeds beyond it are refused up front."""
-
-
-def _has_lone_surrogate(value) -> bool:
-    """JSON may carry "\\ud800"; such text cannot be stored or even echoed in an error."""
-    if isinstance(value, str):
-        return not value.isascii() and any("\ud800" <= c <= "\udfff" for c in value)
-    if isinstance(value, dict):
-        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_lone_surrogate(v) for v in value)
-    return False
-
-
-async def _switch_request(request: Request) -> dict:
-    """The /admin/strategy body, type- and range-checked; SwitchError with the reason."""
-    try:
-        doc = json.loads(await request.body() or b"{}")
-    except ClientDisconnect as exc:  # the client went away mid-body: nobody to answer
-        raise SwitchError("the request body was cut short") from exc
-    except ValueError as exc:
-        raise SwitchError(f"body must be JSON: {exc}") from exc
-    if not isinstance(doc, dict) or not isinstance(doc.get("strategy"), str):
-        raise SwitchError('body must be a JSON object with at least {"strategy": "<name>"}')
-    if _has_lone_surrogate(doc):
-        raise SwitchError("text in the body must be valid Unicode (a lone surrogate escape "
-                          "such as \\ud800 is not)")
-    unknown = set(doc) - set(SWITCH_FIELDS)
-    if unknown:
-        raise SwitchError(f"unknown field(s) {', '.join(sorted(unknown))}; "
-                          f"known: {', '.join(SWITCH_FIELDS)}")
-    for key, kind in SWITCH_FIELDS.items():
-        value = doc.get(key)
-        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
-            raise SwitchError(f"{key} must be {kind.__name__}")
-        if kind is int and value is not None and value not in INT64:
-            raise SwitchError(f"{key} must fit in 64 bits, got {value}")
-    return doc
-
-
-async def admin_strategy(request: Request, balancer: Balancer) -> dict:
-    doc = await _switch_request(request)
-    upstreams = None
-    if doc.get("upstreams") is not None:
-        if not all(isinstance(u, str) for u in doc["upstreams"]):
-            raise SwitchError('upstreams must be a list of "host:port" strings')
-        names = split_upstreams(",".join(doc["upstreams"]))
-        upstreams = await asyncio.to_thread(resolve_upstreams, names)
-    lane = await balancer.switch(doc["strategy"], doc.get("params"), upstreams,
-                                 doc.get("scenario"), doc.get("run_id"), doc.get("session"),
-                                 doc.get("seed"))
-    return {"ok": True, "run_id": lane.run_id, "strategy": lane.name,
-            "upstreams": [u.name for u in lane.upstreams]}
-
-
-async def admin_reset(request: Request, balancer: Balancer) -> dict:
-    balancer.reset()
-    return {"ok": True, "run_id": balancer.lane.run_id, "strategy": balancer.lane.name}
-
-
-async def admin_flush(request: Request, balancer: Balancer) -> dict:
-    return await balancer.flush()
-
-
 async def _http_error(request: Request, exc: HTTPException) -> Response:
     reasons = {404: f"no such endpoint {request.url.path}; the balancer answers POST /",
                405: f"method {request.method} not allowed on {request.url.path}"}
@@ -242,9 +155,7 @@ def create_app(config: LbConfig) -> BalancerApp:
         Route("/stats", stats, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/events", events, methods=["GET"]),
-        Route("/admin/strategy", _admin(admin_strategy), methods=["POST"]),
-        Route("/admin/reset", _admin(admin_reset), methods=["POST"]),
-        Route("/admin/flush", _admin(admin_flush), methods=["POST"]),
+        *admin_routes(),
         *dashboard_routes(config.data_dir, config.fleet_url),
     ]
     control = Starlette(routes=routes, lifespan=lifespan,
