@@ -15,7 +15,8 @@ from pathlib import Path
 import uvicorn
 
 from banditlb.dashboard.routes import dashboard_app
-from banditlb.proxy.runner import bind, url_of
+from banditlb.proxy.runner import bind
+from banditlb.services import url_of
 from banditlb.store import AttemptRow, AttemptWriter, Store
 
 MARKUP = '<img src=x id="pwned" onerror="window.__pwned=1">'

@@ -13,7 +13,8 @@ from rich.console import Console
 
 from banditlb.commands.common import fail
 from banditlb.dashboard.routes import dashboard_app
-from banditlb.proxy.runner import bind, url_of
+from banditlb.proxy.runner import bind
+from banditlb.services import url_of
 from banditlb.store import DEFAULT_DATA_DIR, db_path
 
 

@@ -40,9 +40,10 @@ from banditlb.proxy.config import (
     retry_budget_for,
     split_upstreams,
 )
-from banditlb.proxy.runner import ADMIN_PREFIX, READY_PREFIX, bind, make_server, url_of
+from banditlb.proxy.runner import ADMIN_PREFIX, READY_PREFIX, bind, make_server
 from banditlb.proxy.workers import Supervisor, reserve, worker_argv
 from banditlb.retry_budget import DEFAULT_MIN_RETRIES
+from banditlb.services import url_of
 from banditlb.strategies import parse_params
 from banditlb.waitlist import DEFAULT_MAX_WAITING
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
+from banditlb import services
 from banditlb.fleet.control import control_handler
 from banditlb.fleet.http import Handler, HttpProtocol
 from banditlb.fleet.scenario import Scenario, ScenarioError, load_scenario
@@ -49,14 +50,9 @@ def load_scenarios(names: list[str], port_offset: int = 0) -> list[Scenario]:
 
 def bind(host: str, port: int) -> socket.socket:
     """A listening TCP socket on host:port (0 picks a free port); PortInUse if it cannot."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((host.strip("[]"), port))
-        sock.listen(1024)
+        sock = services.bind(host, port, backlog=1024)
     except OSError as exc:
-        sock.close()
         raise PortInUse(host, port, exc.strerror or str(exc)) from None
     sock.setblocking(False)
     return sock

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import signal
 import subprocess
 import sys
 import threading
@@ -19,6 +18,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from banditlb.fleet.live import LiveFleet, PortInUse, check_free, load_scenarios, served_ports
+from banditlb.services import NotReady, ServiceHandle, read_ready, terminate
 
 READY_PREFIX = "banditlb fleet listening on "
 START_TIMEOUT_S = 30.0
@@ -31,35 +31,21 @@ OFFSET_TRIES = 30
 T = TypeVar("T")
 
 
-class FleetHandle:
+class FleetHandle(ServiceHandle):
     """A running fleet: where its control API and servers are, and how to stop it."""
 
     def __init__(self, control_url: str, ports: dict[str, list[int]], host: str,
                  stop: Callable[[], None], process: subprocess.Popen | None = None):
+        super().__init__(stop, process)
         self.control_url = control_url
         self.ports = ports
         """Scenario name -> its server ports, in the scenario's order."""
         self.host = host
-        self.process = process
-        """The child process (start_fleet_process only)."""
-        self._stop = stop
-        self._stopped = False
 
     def upstreams(self, scenario: str) -> list[str]:
         """host:port of each server of `scenario`, as a balancer takes them."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return [f"{host}:{port}" for port in self.ports[scenario]]
-
-    def stop(self) -> None:
-        if not self._stopped:
-            self._stopped = True
-            self._stop()
-
-    def __enter__(self) -> FleetHandle:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -162,39 +148,19 @@ def start_fleet_process(scenarios: list[str], seed: int = 0, host: str = "127.0.
                                  env={**os.environ, "PYTHONUNBUFFERED": "1"})
         control_url = _wait_ready(child, host, offset)
         return FleetHandle(control_url, {s.name: s.ports for s in loaded}, host,
-                           lambda: _terminate(child), child)
+                           lambda: terminate(child, STOP_TIMEOUT_S), child)
 
     return _on_free_ports(port_offset, control_port, spawn)
 
 
 def _wait_ready(child: subprocess.Popen, host: str, offset: int) -> str:
     """The child's control URL from its ready line, confirmed by /health."""
-    timer = threading.Timer(START_TIMEOUT_S, child.kill)
-    timer.start()
     try:
-        for line in child.stdout:
-            if line.startswith(READY_PREFIX):
-                url = line[len(READY_PREFIX):].strip()
-                with urllib.request.urlopen(f"{url}/health", timeout=START_TIMEOUT_S):
-                    return url
-    finally:
-        timer.cancel()
-    code = child.wait()
-    child.stdout.close()
-    if code == 2:  # the command's exit code for a port in use (scenarios were checked here)
-        raise PortInUse(host, 0, f"a port of the fleet at offset {offset} is taken "
-                                 f"(see the error above)")
-    raise RuntimeError(f"banditlb fleet exited with code {code} before listening "
-                       f"(its error is on stderr above)")
-
-
-def _terminate(child: subprocess.Popen) -> None:
-    if child.poll() is None:
-        child.send_signal(signal.SIGTERM)
-        try:
-            child.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-    if child.stdout is not None:
-        child.stdout.close()
+        url, _ = read_ready(child, "banditlb fleet", READY_PREFIX, START_TIMEOUT_S)
+    except NotReady as exc:
+        if exc.code == 2:  # the command's exit code for a port in use (scenarios checked)
+            raise PortInUse(host, 0, f"a port of the fleet at offset {offset} is taken "
+                                     f"(see the error above)") from None
+        raise RuntimeError(str(exc)) from None
+    with urllib.request.urlopen(f"{url}/health", timeout=START_TIMEOUT_S):
+        return url

@@ -7,7 +7,6 @@ port 0 works and the real port is known before the first request.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import uvicorn
 
+from banditlb import services
 from banditlb.proxy.admin import TOKEN_ENV
 from banditlb.proxy.app import BalancerApp, create_app
 from banditlb.proxy.config import (
@@ -32,6 +32,7 @@ from banditlb.proxy.config import (
 from banditlb.proxy.protocol import BalancerHttpProtocol
 from banditlb.retry_budget import DEFAULT_MIN_RETRIES
 from banditlb.rules import Rules
+from banditlb.services import ServiceHandle, url_of
 from banditlb.waitlist import DEFAULT_MAX_WAITING
 
 READY_PREFIX = "banditlb lb listening on "
@@ -60,31 +61,13 @@ class _Server(uvicorn.Server):
 
 
 def bind(host: str, port: int, reuse_port: bool = False) -> socket.socket:
-    """A listening socket on host:port (port 0 picks a free one); `reuse_port`: one of
-    several workers' listeners on the same port (SO_REUSEPORT)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    # Inherited by accepted connections: uvicorn writes head and body separately, and
-    # Nagle would hold the body back until the client acknowledges the head.
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    try:
-        sock.bind((host.strip("[]"), port))
-    except OSError:
-        sock.close()
-        raise
-    sock.listen(2048)
+    """A listening socket for the balancer (port 0 picks a free one); `reuse_port`: one of
+    several workers' listeners on the same port."""
+    # TCP_NODELAY is inherited by accepted connections: uvicorn writes head and body
+    # separately, and Nagle would hold the body back until the client acknowledges the head.
+    sock = services.bind(host, port, reuse_port=reuse_port, nodelay=True)
     sock.set_inheritable(True)
     return sock
-
-
-def url_of(sock: socket.socket) -> str:
-    host, port = sock.getsockname()[:2]
-    if host in ("0.0.0.0", "::"):
-        host = "127.0.0.1"
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def make_server(app: BalancerApp, on_ready: Callable[[], None] = lambda: None) -> _Server:
@@ -99,30 +82,16 @@ def make_server(app: BalancerApp, on_ready: Callable[[], None] = lambda: None) -
     return _Server(uv_config, on_ready, app.state.events.close)
 
 
-class LbHandle:
+class LbHandle(ServiceHandle):
     """A running balancer; stop() drains it (in-flight requests finish, attempts flushed)."""
 
     def __init__(self, url: str, stop: Callable[[], None],
                  process: subprocess.Popen | None = None, admin_url: str | None = None):
+        super().__init__(stop, process)
         self.url = url
         self.admin_url = admin_url or url
         """Where /stats, /metrics, /admin and the dashboard answer (the http contract
         has a listener of its own for them)."""
-        self.process = process
-        """The child process (start_lb_process only)."""
-        self._stop = stop
-        self._stopped = False
-
-    def stop(self) -> None:
-        if not self._stopped:
-            self._stopped = True
-            self._stop()
-
-    def __enter__(self) -> LbHandle:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
 
 @dataclass(frozen=True)
@@ -241,36 +210,10 @@ def start_lb_process(upstreams: list[str], *, strategy: str = "auto", data_dir: 
         env[TOKEN_ENV] = opts.admin_token
     child = subprocess.Popen([sys.executable, "-m", "banditlb", *args], stdout=subprocess.PIPE,
                              text=True, env=env)
-    url, admin_url = _wait_ready(child)
-
-    def stop() -> None:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-            try:
-                child.wait(timeout=START_TIMEOUT_S + DRAIN_GRACE_S)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
-        child.stdout.close()
-
-    return LbHandle(url, stop, child, admin_url)
-
-
-def _wait_ready(child: subprocess.Popen) -> tuple[str, str | None]:
-    """Read the child's ready line, and its admin line before it if it has one (its errors
-    go to our stderr)."""
-    timer = threading.Timer(START_TIMEOUT_S, child.kill)
-    timer.start()
-    admin_url = None
     try:
-        for line in child.stdout:
-            if line.startswith(ADMIN_PREFIX):
-                admin_url = line[len(ADMIN_PREFIX):].strip()
-            if line.startswith(READY_PREFIX):
-                return line[len(READY_PREFIX):].strip(), admin_url
-    finally:
-        timer.cancel()
-    child.wait()
-    child.stdout.close()
-    raise RuntimeError(f"banditlb lb exited with code {child.returncode} before listening "
-                       f"(its error is on stderr above)")
+        url, seen = services.read_ready(child, "banditlb lb", READY_PREFIX, START_TIMEOUT_S,
+                                        (ADMIN_PREFIX,))
+    except services.NotReady as exc:
+        raise RuntimeError(str(exc)) from None
+    return LbHandle(url, lambda: services.terminate(child, START_TIMEOUT_S + DRAIN_GRACE_S),
+                    child, seen.get(ADMIN_PREFIX))

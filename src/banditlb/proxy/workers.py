@@ -22,6 +22,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from banditlb import services
+
 RESTART_PAUSE_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 """Pause before restarting a worker that died: longer each time it dies young."""
 YOUNG_S = 10.0
@@ -32,16 +34,7 @@ STOP_TIMEOUT_S = 30.0
 def reserve(host: str, port: int) -> socket.socket:
     """Bind host:port with SO_REUSEPORT without listening: the port is ours (port 0
     picks one) and the workers can bind it too."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    try:
-        sock.bind((host.strip("[]"), port))
-    except OSError:
-        sock.close()
-        raise
-    return sock
+    return services.bind(host, port, listen=False, reuse_port=True)
 
 
 def worker_argv(argv: list[str], port: int, admin_port: int | None) -> list[str]:
