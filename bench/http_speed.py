@@ -36,7 +36,7 @@ from bench.peers.processes import (  # noqa: E402
 )
 from bench.peers.throughput import Target, measure  # noqa: E402
 
-from banditlb.proxy.runner import start_lb_process  # noqa: E402
+from banditlb.balancer.runner import start_lb_process  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "http_speed.json"
 LATENCY_AT = 1000.0

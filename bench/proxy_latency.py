@@ -38,10 +38,10 @@ import urllib.request
 
 import aiohttp
 
+from banditlb.balancer.config import resolve_upstreams
+from banditlb.balancer.runner import start_lb_process
+from banditlb.balancer.upstream import UpstreamClient
 from banditlb.fleet.runner import new_event_loop, start_fleet_process
-from banditlb.proxy.config import resolve_upstreams
-from banditlb.proxy.runner import start_lb_process
-from banditlb.proxy.upstream import UpstreamClient
 from banditlb.store import Store
 
 WARMUP_RATE, WARMUP_S = 200.0, 3.0

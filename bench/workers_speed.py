@@ -27,7 +27,7 @@ if __package__ in (None, ""):  # run as a script: bench/ is on the path, not the
 from bench.peers.processes import free_port, log, pin, start_fast_upstream  # noqa: E402
 from bench.peers.throughput import Target, measure  # noqa: E402
 
-from banditlb.proxy.runner import READY_PREFIX  # noqa: E402
+from banditlb.balancer.runner import READY_PREFIX  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "workers_speed.json"
 

@@ -24,7 +24,7 @@ from banditlb.fleet.runner import start_fleet_thread
 from banditlb.harness.control import BalancerControl
 from banditlb.harness.loadgen import make_ids
 from banditlb.harness.live_runs import MatrixConfig, run_matrix
-from banditlb.proxy.runner import start_lb_thread
+from banditlb.balancer.runner import start_lb_thread
 
 OUT = Path(__file__).parent / "img"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",

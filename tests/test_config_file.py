@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 from typer.testing import CliRunner
 
+from banditlb.balancer import config_file
+from banditlb.balancer.runner import ADMIN_PREFIX, READY_PREFIX
 from banditlb.cli import app
-from banditlb.proxy import config_file
-from banditlb.proxy.runner import ADMIN_PREFIX, READY_PREFIX
 from upstreams import Upstream, serve
 
 BAD = """[listen]

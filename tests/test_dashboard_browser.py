@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from banditlb.balancer.runner import start_lb_thread
 from banditlb.fleet.runner import start_fleet_thread
 from banditlb.harness.loadgen import make_ids
-from banditlb.proxy.runner import start_lb_thread
 from banditlb.store import CSV_COLUMNS, Store
 from test_dashboard_support import MARKUP, fill_store, serve_dashboard
 

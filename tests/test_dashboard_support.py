@@ -14,8 +14,8 @@ from pathlib import Path
 
 import uvicorn
 
+from banditlb.balancer.runner import bind
 from banditlb.dashboard.routes import dashboard_app
-from banditlb.proxy.runner import bind
 from banditlb.services import url_of
 from banditlb.store import AttemptRow, AttemptWriter, Store
 

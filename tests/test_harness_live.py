@@ -8,12 +8,12 @@ import pytest
 from typer.testing import CliRunner
 
 from banditlb.arrivals import FORMS, parse_arrivals
+from banditlb.balancer.runner import start_lb_thread
 from banditlb.cli import app
 from banditlb.dashboard.stored_truth import NoTruth, oracle_scores, run_rules
 from banditlb.fleet.runner import start_fleet_thread
 from banditlb.fleet.scenario import load_scenario
 from banditlb.harness import MatrixConfig, run_matrix
-from banditlb.proxy.runner import start_lb_thread
 from banditlb.sim.engine import simulate
 from banditlb.store import Store, score_attempts
 

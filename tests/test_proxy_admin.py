@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from banditlb.proxy.runner import LbHandle, start_lb_thread
+from banditlb.balancer.runner import LbHandle, start_lb_thread
 from banditlb.store import Store
 
 

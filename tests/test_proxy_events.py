@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from banditlb.proxy.events import QUEUE_SIZE, EventHub, encode
+from banditlb.balancer.events import QUEUE_SIZE, EventHub, encode
 
 
 async def collect(hub: EventHub, client) -> list[bytes]:

@@ -10,11 +10,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from banditlb.balancer.config import resolve_upstreams
+from banditlb.balancer.runner import start_lb_thread
+from banditlb.balancer.upstream import UpstreamClient
 from banditlb.fleet.runner import start_fleet_thread
 from banditlb.outcomes import Outcome
-from banditlb.proxy.config import resolve_upstreams
-from banditlb.proxy.runner import start_lb_thread
-from banditlb.proxy.upstream import UpstreamClient
 from banditlb.store import Store
 
 

@@ -8,8 +8,8 @@ import threading
 import httpx
 import pytest
 
+from banditlb.balancer.runner import start_lb_process, start_lb_thread
 from banditlb.fleet.runner import start_fleet_thread
-from banditlb.proxy.runner import start_lb_process, start_lb_thread
 
 BURST = 60
 """Ids sent at once: about twice what T2's buckets hold, so some must wait."""

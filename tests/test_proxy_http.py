@@ -11,9 +11,9 @@ import httpx
 import pytest
 import trustme
 
+from banditlb.balancer.config import Forwarding
+from banditlb.balancer.runner import start_lb_thread
 from banditlb.fleet.scenario import load_scenario
-from banditlb.proxy.config import Forwarding
-from banditlb.proxy.runner import start_lb_thread
 from upstreams import Upstream, serve, until_close_server
 
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from banditlb.proxy.config import Forwarding
-from banditlb.proxy.runner import LbHandle, start_lb_thread
+from banditlb.balancer.config import Forwarding
+from banditlb.balancer.runner import LbHandle, start_lb_thread
 from upstreams import Upstream, serve
 
 TIMEOUT_S = 3.0

@@ -17,7 +17,7 @@ import aiohttp
 import httpx
 import pytest
 
-from banditlb.proxy.runner import start_lb_thread
+from banditlb.balancer.runner import start_lb_thread
 from upstreams import serve
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from banditlb.balancer.runner import start_lb_process
 from banditlb.cli import app
-from banditlb.proxy.runner import start_lb_process
 from banditlb.store import Store
 
 

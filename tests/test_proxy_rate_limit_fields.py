@@ -7,7 +7,7 @@ import threading
 
 import httpx
 
-from banditlb.proxy.runner import start_lb_thread
+from banditlb.balancer.runner import start_lb_thread
 
 
 class AbsurdFields(http.server.BaseHTTPRequestHandler):

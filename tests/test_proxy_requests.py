@@ -10,7 +10,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from banditlb.proxy.runner import LbHandle, start_lb_thread
+from banditlb.balancer.runner import LbHandle, start_lb_thread
 
 SNAPSHOT_KEYS = {"t", "strategy", "alias", "params", "scenario", "run_id", "session_id",
                  "requests", "accepted", "gave_up", "unavailable", "attempts", "penalized",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import socket
 
-from banditlb.proxy import protocol
-from banditlb.proxy.runner import start_lb_thread
+from banditlb.balancer import protocol
+from banditlb.balancer.runner import start_lb_thread
 
 
 def test_a_head_not_complete_in_time_gets_408_and_is_closed(fleet_t1, tmp_path, monkeypatch):

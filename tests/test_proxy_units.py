@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from banditlb.proxy.admin import admin_denial, bearer_ok, is_loopback
-from banditlb.proxy.config import (
+from banditlb.balancer.admin import admin_denial, bearer_ok, is_loopback
+from banditlb.balancer.config import (
     ConfigError,
     read_upstreams_file,
     resolve_upstreams,
     split_upstreams,
 )
-from banditlb.proxy.histogram import Histogram, geometric_bounds
-from banditlb.proxy.upstream import parse_retry_after
+from banditlb.balancer.histogram import Histogram, geometric_bounds
+from banditlb.balancer.upstream import parse_retry_after
 
 
 def test_upstream_ranges_expand_in_order():
@@ -101,7 +101,7 @@ def test_the_balancer_does_not_load_the_simulator_to_serve_requests():
     import subprocess
     import sys
 
-    probe = ("import sys, banditlb.proxy.app, banditlb.commands.lb; "
+    probe = ("import sys, banditlb.balancer.app, banditlb.commands.lb; "
              "print(sorted(m for m in sys.modules if m.startswith('banditlb.sim')))")
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             check=True).stdout.strip()

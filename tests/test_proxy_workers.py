@@ -12,9 +12,9 @@ import time
 import httpx
 import pytest
 
+from banditlb.balancer.runner import READY_PREFIX
+from banditlb.balancer.workers import worker_argv
 from banditlb.fleet.runner import start_fleet_thread
-from banditlb.proxy.runner import READY_PREFIX
-from banditlb.proxy.workers import worker_argv
 from banditlb.store import Store
 
 

@@ -11,13 +11,13 @@ from email.utils import formatdate
 
 import pytest
 
+from banditlb.balancer.config import resolve_upstreams
+from banditlb.balancer.upstream import UpstreamClient
 from banditlb.fleet.http import HttpProtocol
 from banditlb.fleet.runner import start_fleet_thread
 from banditlb.fleet.scenario import ServerSpec, parse_scenario
 from banditlb.fleet.server import LiveScenario, server_handler
 from banditlb.outcomes import Outcome
-from banditlb.proxy.config import resolve_upstreams
-from banditlb.proxy.upstream import UpstreamClient
 from banditlb.quota import Quota
 from banditlb.ratelimit import (
     EMPTY,

@@ -25,9 +25,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from banditlb.balancer.runner import READY_PREFIX, LbHandle, LbOptions, start_lb_process
 from banditlb.harness import NO_ANSWER, fire, make_ids
 from banditlb.outcomes import Outcome
-from banditlb.proxy.runner import READY_PREFIX, LbHandle, LbOptions, start_lb_process
 from banditlb.store import Store, db_path
 
 FLUSH_INTERVAL_S = 0.25

@@ -18,9 +18,9 @@ from collections.abc import Iterator
 import aiohttp
 import pytest
 
+from banditlb.balancer.runner import LbHandle, start_lb_process
 from banditlb.fleet.runner import FleetHandle, start_fleet_process
 from banditlb.harness import make_ids
-from banditlb.proxy.runner import LbHandle, start_lb_process
 
 ATTEMPT_TIMEOUT_MS = 300
 DEADLINE_MS = 2000

@@ -27,9 +27,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from banditlb.balancer.runner import LbHandle, start_lb_process
 from banditlb.fleet.runner import FleetHandle, start_fleet_process
 from banditlb.procinfo import accepted_connections
-from banditlb.proxy.runner import LbHandle, start_lb_process
 
 ALNUM = string.ascii_letters + string.digits
 VALID_ID = "Abcdefghijklmnopqrstuvw1"

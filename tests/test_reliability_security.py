@@ -16,10 +16,10 @@ from unittest import mock
 
 import pytest
 
+from banditlb.balancer import admin
+from banditlb.balancer.events import MAX_CLIENTS
+from banditlb.balancer.runner import LbHandle, start_lb_process
 from banditlb.fleet.runner import FleetHandle, start_fleet_process
-from banditlb.proxy import admin
-from banditlb.proxy.events import MAX_CLIENTS
-from banditlb.proxy.runner import LbHandle, start_lb_process
 from banditlb.store import db_path
 
 TOKEN = "tok-Reliability-7f3a9c"

@@ -33,8 +33,8 @@ from bench.peers.run import RESULTS as PEER_RESULTS
 from bench.peers.run import parse_arrivals_list, read_json, write_json
 
 from banditlb.arrivals import Arrivals
+from banditlb.balancer.config import LbConfig
 from banditlb.fleet.scenario import ScenarioError, load_scenario
-from banditlb.proxy.config import LbConfig
 from banditlb.rules import Rules
 from banditlb.sim.matrix import ORACLE, run_matrix
 from banditlb.strategies import canonical_name, strategy_names

@@ -210,7 +210,7 @@ def start_haproxy(sites: list[Site], tuning: HaproxyTuning) -> PeerHandle:
 def start_banditlb(upstreams: dict[str, list[str]], *, strategy: str = "auto", seed: int = 0,
                    penalty_weight: float = 1.0) -> PeerHandle:
     """One `banditlb lb` process per scenario (a balancer learns one set of upstreams)."""
-    from banditlb.proxy.runner import start_lb_process
+    from banditlb.balancer.runner import start_lb_process
 
     data_dir = Path(tempfile.mkdtemp(prefix="banditlb-lb-"))
     with ExitStack() as stack:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import dataclasses
 
 from banditlb.arrivals import UNIFORM, Arrivals
+from banditlb.balancer.config import LbConfig
 from banditlb.fleet.scenario import load_scenario
-from banditlb.proxy.config import LbConfig
 from banditlb.sim.matrix import run_matrix
 from banditlb.strategies import strategy_names
 

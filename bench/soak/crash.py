@@ -21,9 +21,9 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from banditlb.balancer.runner import start_lb_process
 from banditlb.fleet.runner import start_fleet_process
 from banditlb.harness import NO_ANSWER, fire, make_ids
-from banditlb.proxy.runner import start_lb_process
 from banditlb.store import Store, db_path
 
 RPS, KILL_AFTER_S = 200.0, 2.0

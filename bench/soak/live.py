@@ -32,13 +32,13 @@ from pathlib import Path
 
 from probe import Sample, growth, sample
 
+from banditlb.balancer.config import resolve_upstreams
+from banditlb.balancer.runner import LbHandle, start_lb_process
+from banditlb.balancer.upstream import UpstreamClient
 from banditlb.fleet.runner import new_event_loop, start_fleet_process
 from banditlb.harness import make_ids
 from banditlb.outcomes import Attempt, Outcome
 from banditlb.procinfo import accepted_connections
-from banditlb.proxy.config import resolve_upstreams
-from banditlb.proxy.runner import LbHandle, start_lb_process
-from banditlb.proxy.upstream import UpstreamClient
 
 DEADLINE_MS = 5000.0
 GUARD_S = 2.0

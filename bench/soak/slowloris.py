@@ -18,9 +18,9 @@ import tempfile
 
 from probe import sample
 
+from banditlb.balancer.runner import start_lb_process
 from banditlb.fleet.runner import new_event_loop, start_fleet_process
 from banditlb.harness import fire, make_ids
-from banditlb.proxy.runner import start_lb_process
 
 TRICKLE_EVERY_S = 10.0
 

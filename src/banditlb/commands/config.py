@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from banditlb.proxy import config_file
+from banditlb.balancer import config_file
 
 config_app = typer.Typer(help="Balancer config files (banditlb.toml).", no_args_is_help=True)
 

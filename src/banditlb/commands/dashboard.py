@@ -11,9 +11,9 @@ import typer
 import uvicorn
 from rich.console import Console
 
+from banditlb.balancer.runner import bind
 from banditlb.commands.common import fail
 from banditlb.dashboard.routes import dashboard_app
-from banditlb.proxy.runner import bind
 from banditlb.services import url_of
 from banditlb.store import DEFAULT_DATA_DIR, db_path
 

@@ -12,21 +12,10 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
-from banditlb.commands.common import (
-    AttemptTimeoutMs,
-    DeadlineMs,
-    FreeAttempts,
-    MaxAttempts,
-    MaxWaiting,
-    PenaltyWeight,
-    fail,
-    parse_rules,
-)
-from banditlb.fleet.scenario import ScenarioError, load_scenario
-from banditlb.proxy import config_file
-from banditlb.proxy.admin import TOKEN_ENV, is_loopback
-from banditlb.proxy.app import create_app
-from banditlb.proxy.config import (
+from banditlb.balancer import config_file
+from banditlb.balancer.admin import TOKEN_ENV, is_loopback
+from banditlb.balancer.app import create_app
+from banditlb.balancer.config import (
     DEFAULT_MAX_RETRY_AFTER_S,
     DEFAULT_MAX_RETRY_BODY,
     HTTP,
@@ -40,8 +29,19 @@ from banditlb.proxy.config import (
     retry_budget_for,
     split_upstreams,
 )
-from banditlb.proxy.runner import ADMIN_PREFIX, READY_PREFIX, bind, make_server
-from banditlb.proxy.workers import Supervisor, reserve, worker_argv
+from banditlb.balancer.runner import ADMIN_PREFIX, READY_PREFIX, bind, make_server
+from banditlb.balancer.workers import Supervisor, reserve, worker_argv
+from banditlb.commands.common import (
+    AttemptTimeoutMs,
+    DeadlineMs,
+    FreeAttempts,
+    MaxAttempts,
+    MaxWaiting,
+    PenaltyWeight,
+    fail,
+    parse_rules,
+)
+from banditlb.fleet.scenario import ScenarioError, load_scenario
 from banditlb.retry_budget import DEFAULT_MIN_RETRIES
 from banditlb.services import url_of
 from banditlb.strategies import parse_params

@@ -34,7 +34,7 @@ def running_services(scenarios: list[str], *, data_dir: Path, seed: int = 0,
             fleet = stack.enter_context(start_fleet_process(scenarios, seed=seed))
             fleet_url = fleet.control_url
         if lb_url is None:
-            from banditlb.proxy.runner import start_lb_process
+            from banditlb.balancer.runner import start_lb_process
 
             upstreams = FleetControl(fleet_url).upstreams(scenarios[0])
             lb = stack.enter_context(start_lb_process(

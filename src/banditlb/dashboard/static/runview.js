@@ -7,7 +7,7 @@ import { el, num } from "./dom.js";
 
 export const WINDOW_S = 5;
 
-/** The balancer's request-latency buckets (proxy/histogram.py): 0.05 ms growing by 20 %. */
+/** The balancer's request-latency buckets (balancer/histogram.py): 0.05 ms growing by 20 %. */
 export const LATENCY_BOUNDS = (() => {
   const bounds = [0.05];
   while (bounds[bounds.length - 1] < 20000) {

@@ -19,9 +19,9 @@ from pathlib import Path
 import uvicorn
 
 from banditlb import services
-from banditlb.proxy.admin import TOKEN_ENV
-from banditlb.proxy.app import BalancerApp, create_app
-from banditlb.proxy.config import (
+from banditlb.balancer.admin import TOKEN_ENV
+from banditlb.balancer.app import BalancerApp, create_app
+from banditlb.balancer.config import (
     HTTP,
     Forwarding,
     LbConfig,
@@ -29,7 +29,7 @@ from banditlb.proxy.config import (
     resolve_upstreams,
     retry_budget_for,
 )
-from banditlb.proxy.protocol import BalancerHttpProtocol
+from banditlb.balancer.protocol import BalancerHttpProtocol
 from banditlb.retry_budget import DEFAULT_MIN_RETRIES
 from banditlb.rules import Rules
 from banditlb.services import ServiceHandle, url_of

@@ -7,8 +7,8 @@ one event loop); readers build their views from them when asked.
 from __future__ import annotations
 
 from banditlb.attempts import OK, UNAVAILABLE, RouteResult
+from banditlb.balancer.histogram import ATTEMPT_BOUNDS_MS, REQUEST_BOUNDS_MS, Histogram
 from banditlb.outcomes import Attempt, Outcome
-from banditlb.proxy.histogram import ATTEMPT_BOUNDS_MS, REQUEST_BOUNDS_MS, Histogram
 from banditlb.rules import Rules
 
 REQUEST_RESULTS = ("ok", "gave_up", "unavailable", "rejected")

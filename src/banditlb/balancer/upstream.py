@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 import httptools
 
+from banditlb.balancer.config import Upstream
 from banditlb.outcomes import Attempt, Outcome
-from banditlb.proxy.config import Upstream
 from banditlb.ratelimit import EMPTY, NAMES_BYTES, Limits, parse_headers, read_retry_after
 
 MAX_IDLE = 256

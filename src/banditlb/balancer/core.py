@@ -18,15 +18,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from banditlb.attempts import OK, UNAVAILABLE, AttemptLoop, RouteResult, run_attempts
+from banditlb.balancer.access_log import AccessLog
+from banditlb.balancer.config import HTTP, ConfigError, LbConfig, Upstream
+from banditlb.balancer.counters import RunCounters
+from banditlb.balancer.events import EventHub
+from banditlb.balancer.forward import HttpUpstreamClient, tls_context
+from banditlb.balancer.holding import Holding
+from banditlb.balancer.recorder import Recorder
+from banditlb.balancer.upstream import UpstreamClient
 from banditlb.outcomes import Attempt, Outcome
-from banditlb.proxy.access_log import AccessLog
-from banditlb.proxy.config import HTTP, ConfigError, LbConfig, Upstream
-from banditlb.proxy.counters import RunCounters
-from banditlb.proxy.events import EventHub
-from banditlb.proxy.forward import HttpUpstreamClient, tls_context
-from banditlb.proxy.holding import Holding
-from banditlb.proxy.recorder import Recorder
-from banditlb.proxy.upstream import UpstreamClient
 from banditlb.retry_budget import RetryBudget
 from banditlb.store import AttemptRow
 from banditlb.strategies import Strategy, canonical_name, make_strategy

@@ -12,8 +12,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from banditlb.proxy.balancer import Balancer, SwitchError
-from banditlb.proxy.config import ConfigError, LbConfig, resolve_upstreams, split_upstreams
+from banditlb.balancer.config import ConfigError, LbConfig, resolve_upstreams, split_upstreams
+from banditlb.balancer.core import Balancer, SwitchError
 
 TOKEN_ENV = "BANDITLB_ADMIN_TOKEN"
 

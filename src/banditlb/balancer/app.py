@@ -16,18 +16,18 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from banditlb.dashboard import dashboard_routes
-from banditlb.ids import MAX_BODY_BYTES, BadId, parse_id_body
-from banditlb.proxy.admin import admin_routes
-from banditlb.proxy.balancer import Balancer
-from banditlb.proxy.config import (
+from banditlb.balancer.admin import admin_routes
+from banditlb.balancer.config import (
     HTTP,
     LbConfig,
 )
-from banditlb.proxy.events import EventHub, encode
-from banditlb.proxy.forward import forward, refuse_websocket
-from banditlb.proxy.metrics import metrics_registry
-from banditlb.proxy.replies import send_answer, send_json
+from banditlb.balancer.core import Balancer
+from banditlb.balancer.events import EventHub, encode
+from banditlb.balancer.forward import forward, refuse_websocket
+from banditlb.balancer.metrics import metrics_registry
+from banditlb.balancer.replies import send_answer, send_json
+from banditlb.dashboard import dashboard_routes
+from banditlb.ids import MAX_BODY_BYTES, BadId, parse_id_body
 
 SSE_SEND_TIMEOUT_S = 5.0
 DISCARD_MAX_BYTES = 64 * 1024 * 1024

@@ -17,8 +17,8 @@ from prometheus_client.core import (
     Metric,
 )
 
-from banditlb.proxy.balancer import Balancer
-from banditlb.proxy.histogram import Histogram
+from banditlb.balancer.core import Balancer
+from banditlb.balancer.histogram import Histogram
 
 
 class BalancerCollector:

@@ -16,7 +16,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from banditlb.proxy.config import (
+from banditlb.balancer.config import (
     DEFAULT_MAX_RETRY_AFTER_S,
     HTTP,
     ConfigError,

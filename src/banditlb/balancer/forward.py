@@ -24,9 +24,9 @@ import aiohttp
 from starlette.types import Receive, Scope, Send
 from yarl import URL
 
+from banditlb.balancer.config import Forwarding, Upstream
+from banditlb.balancer.replies import send_answer, send_json
 from banditlb.outcomes import Attempt, Outcome
-from banditlb.proxy.config import Forwarding, Upstream
-from banditlb.proxy.replies import send_answer, send_json
 from banditlb.ratelimit import NAMES_BYTES, parse_headers
 
 HOP_BY_HOP = frozenset((b"connection", b"keep-alive", b"proxy-authenticate",
