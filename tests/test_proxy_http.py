@@ -274,3 +274,24 @@ def test_a_flaky_pool_behind_the_http_contract_is_learned_as_in_challenge_mode(f
     for accepted, best_share in shares.values():
         assert accepted >= 0.97 and best_share >= 0.6, shares
     assert abs(shares["http"][0] - shares["challenge"][0]) <= 0.03, shares
+
+
+def test_an_absolute_form_target_goes_to_the_pool_never_to_the_host_it_names(pair, tmp_path):
+    (a, port), _ = pair
+    with socket.socket() as trap:  # where the target points: nothing may connect here
+        trap.bind(("127.0.0.1", 0))
+        trap.listen()
+        trap.settimeout(0.5)
+        target = f"http://127.0.0.1:{trap.getsockname()[1]}/x?y=1"
+        with lb([f"http://127.0.0.1:{port}"], tmp_path) as proxy:
+            host, lb_port = proxy.url.removeprefix("http://").split(":")
+            with socket.create_connection((host, int(lb_port)), timeout=5) as raw:
+                raw.sendall(f"GET {target} HTTP/1.1\r\nHost: elsewhere\r\n"
+                            f"Connection: close\r\n\r\n".encode())
+                reply = b""
+                while chunk := raw.recv(65536):
+                    reply += chunk
+        with pytest.raises(TimeoutError):
+            trap.accept()
+    doc = json.loads(reply.split(b"\r\n\r\n", 1)[1])
+    assert reply.startswith(b"HTTP/1.1 200") and (doc["upstream"], doc["path"]) == ("a", "/x")
