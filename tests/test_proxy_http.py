@@ -295,3 +295,31 @@ def test_an_absolute_form_target_goes_to_the_pool_never_to_the_host_it_names(pai
             trap.accept()
     doc = json.loads(reply.split(b"\r\n\r\n", 1)[1])
     assert reply.startswith(b"HTTP/1.1 200") and (doc["upstream"], doc["path"]) == ("a", "/x")
+
+
+def test_head_and_body_limits_are_settings(pair, tmp_path):
+    (a, port), _ = pair
+    forwarding = Forwarding(max_retry_body=1024, max_body_bytes=100_000)
+
+    def trickle():  # past the bound only after the body has begun to stream upstream
+        for _ in range(20):
+            time.sleep(0.01)
+            yield b"t" * 10_000
+
+    with lb([f"http://127.0.0.1:{port}"], tmp_path, forwarding=forwarding,
+            max_head_bytes=2048) as proxy, httpx.Client() as client:
+        small_head = client.get(proxy.url + "/", headers={"X-Pad": "p" * 1000})
+        big_head = client.get(proxy.url + "/", headers={"X-Pad": "p" * 4000})
+        kept = client.put(proxy.url + "/up", content=b"k" * 900)  # kept for retries
+        streamed = client.put(proxy.url + "/up", content=b"s" * 90_000)  # streams, fits
+        too_big = client.put(proxy.url + "/up", content=b"x" * 200_000)
+        cut = client.put(proxy.url + "/up", content=trickle())
+        after = client.get(proxy.url + "/still")
+        server = httpx.get(proxy.admin_url + "/stats").json()["servers"][0]
+    assert small_head.status_code == 200 and big_head.status_code == 431
+    assert "larger than 2048 bytes" in big_head.json()["error"]
+    assert kept.json()["body_bytes"] == 900 and streamed.json()["body_bytes"] == 90_000
+    assert too_big.status_code == 413 and "100000 bytes" in too_big.json()["error"]
+    assert cut.status_code == 413 and after.status_code == 200
+    # a body the client made too long is not held against the upstream it streamed to
+    assert server["failed"] == 0 and server["attempts"] == server["accepted"]

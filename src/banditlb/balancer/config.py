@@ -12,6 +12,7 @@ from banditlb.rules import Rules
 from banditlb.waitlist import DEFAULT_MAX_WAITING
 
 DEFAULT_MAX_RETRY_AFTER_S = 60.0
+DEFAULT_MAX_HEAD_BYTES = 16 * 1024
 DEFAULT_MAX_RETRY_BODY = 64 * 1024
 """Request bodies up to this many bytes are kept for a retry (Linkerd's default);
 larger ones stream to one upstream, once."""
@@ -74,6 +75,8 @@ class LbConfig:
     """Retries as a share of requests; None: bounded by the rules alone."""
     access_log: Path | None = None
     """One JSON line per request forwarded by the http contract, appended here."""
+    max_head_bytes: int = DEFAULT_MAX_HEAD_BYTES
+    """A request head larger than this gets 431 (bounds memory per connection)."""
 
 
 @dataclass(frozen=True)
@@ -92,10 +95,12 @@ class Forwarding:
     admin_port: int = 0
     """The http contract proxies every path, so /stats, /metrics, /admin and the
     dashboard listen on a port of their own (0 picks a free one)."""
+    max_body_bytes: int = 0
+    """Request bodies beyond this get 413 (0: no bound, bodies stream through)."""
 
     def __post_init__(self):
-        if self.max_retry_body < 0:
-            raise ConfigError("max_retry_body must be >= 0 bytes")
+        if self.max_retry_body < 0 or self.max_body_bytes < 0:
+            raise ConfigError("max_retry_body and max_body_bytes must be >= 0 bytes")
         if self.host_header not in ("upstream", "client"):
             raise ConfigError(f"host header {self.host_header!r}: expected upstream or client")
         unknown = sorted(set(self.forwarded) - set(FORWARDED_FIELDS))

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from banditlb.balancer.config import (
+    DEFAULT_MAX_HEAD_BYTES,
     DEFAULT_MAX_RETRY_AFTER_S,
     HTTP,
     ConfigError,
@@ -33,7 +34,7 @@ from banditlb.rules import Rules
 from banditlb.strategies import canonical_name, make_strategy
 from banditlb.waitlist import DEFAULT_MAX_WAITING
 
-LISTEN_KEYS = {"host": str, "port": int, "admin_port": int}
+LISTEN_KEYS = {"host": str, "port": int, "admin_port": int, "max_head_bytes": int}
 POOL_KEYS = {"name": str, "upstreams": list, "strategy": str, "params": dict, "seed": int,
              "contract": str, "max_waiting": int, "max_retry_after_s": float,
              "access_log": str, "rules": dict, "retry_budget": (dict, str),
@@ -42,7 +43,7 @@ RULE_KEYS = {"free_attempts": int, "penalty_weight": float, "max_attempts": int,
              "attempt_timeout_ms": float, "deadline_ms": float}
 BUDGET_KEYS = {"percent": float, "min_retries": int}
 FORWARDING_KEYS = {"max_retry_body": int, "retry_unsafe": bool, "host_header": str,
-                   "forwarded": list, "ca_bundle": str}
+                   "forwarded": list, "ca_bundle": str, "max_body_bytes": int}
 TOP_KEYS = {"listen": dict, "pools": list}
 
 
@@ -223,7 +224,8 @@ def _pool(pool: dict, listen: dict, report: _Reporter, data_dir: Path,
     return LbConfig(resolved, strategy, dict(params), seed, rules, None,
                     listen.get("host", "127.0.0.1"), port, data_dir, fleet_url, admin_token,
                     max_waiting, float(max_retry_after), contract, forwarding, budget_config,
-                    None if access_log is None else Path(access_log))
+                    None if access_log is None else Path(access_log),
+                    listen.get("max_head_bytes", DEFAULT_MAX_HEAD_BYTES))
 
 
 def _table(pool: dict, name: str, report: _Reporter, key: str, allowed: dict) -> dict:
@@ -255,7 +257,8 @@ def _forwarding(doc: dict, listen: dict) -> Forwarding:
     return Forwarding(doc.get("max_retry_body", defaults.max_retry_body),
                       doc.get("retry_unsafe", False), doc.get("host_header", "upstream"),
                       tuple(str(f).lower() for f in forwarded),
-                      None if bundle is None else Path(bundle), admin_port)
+                      None if bundle is None else Path(bundle), admin_port,
+                      doc.get("max_body_bytes", 0))
 
 
 def _strategy_check(name: str, n: int, seed: int, params: dict, rules: Rules) -> None:

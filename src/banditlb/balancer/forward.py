@@ -176,35 +176,51 @@ def tls_context(forwarding: Forwarding) -> ssl.SSLContext:
 
 
 class _Body:
-    """A request body: read whole when it is small enough to send again, else streamed."""
+    """A request body: read whole when it is small enough to send again, else streamed;
+    never more than `max_bytes` of it (0: no bound)."""
 
-    def __init__(self, receive: Receive, limit: int):
+    def __init__(self, receive: Receive, keep: int, max_bytes: int):
         self._receive = receive
-        self._limit = limit
+        self._keep, self._max = keep, max_bytes
         self.head = b""
         self.complete = False
+        self.size = 0
+        self.too_large = False
+        self.cut = False
+        """The client's side broke the body off (gone, or past the bound) mid-stream."""
+
+    async def _next(self) -> tuple[bytes, bool]:
+        message = await self._receive()
+        if message["type"] == "http.disconnect":
+            self.cut = True
+            raise ClientGone
+        chunk = message.get("body", b"")
+        self.size += len(chunk)
+        if self._max and self.size > self._max:
+            self.too_large = self.cut = True
+            raise BodyTooLarge(f"request body larger than {self._max} bytes")
+        return chunk, message.get("more_body", False)
 
     async def read(self) -> None:
-        """Read up to the limit (and a byte more, to know)."""
-        while len(self.head) <= self._limit:
-            message = await self._receive()
-            if message["type"] == "http.disconnect":
-                raise ClientGone
-            self.head += message.get("body", b"")
-            if not message.get("more_body", False):
+        """Read up to what is kept for retries (and a byte more, to know)."""
+        while len(self.head) <= self._keep:
+            chunk, more = await self._next()
+            self.head += chunk
+            if not more:
                 self.complete = True
                 return
 
     async def stream(self) -> AsyncIterator[bytes]:
         """What was read, then the rest as it comes."""
         yield self.head
-        while True:
-            message = await self._receive()
-            if message["type"] == "http.disconnect":
-                raise ClientGone
-            yield message.get("body", b"")
-            if not message.get("more_body", False):
-                return
+        more = True
+        while more:
+            chunk, more = await self._next()
+            yield chunk
+
+
+class BodyTooLarge(ValueError):
+    """More request body than --max-body-bytes: the upstream attempt is cut, 413."""
 
 
 class ClientGone(Exception):
@@ -220,10 +236,13 @@ async def forward(balancer, scope: Scope, receive: Receive, send: Send) -> None:
     if any(k == b"upgrade" for k, _ in scope["headers"]):
         await _refuse(send, 501, UPGRADE_REFUSED)
         return
-    body = _Body(receive, forwarding.max_retry_body)
+    body = _Body(receive, forwarding.max_retry_body, forwarding.max_body_bytes)
     try:
         await body.read()
     except ClientGone:
+        return
+    except BodyTooLarge as exc:
+        await _refuse(send, 413, str(exc))
         return
     target = scope.get("raw_path") or scope["path"].encode()
     if scope.get("query_string"):
@@ -244,12 +263,19 @@ async def forward(balancer, scope: Scope, receive: Receive, send: Send) -> None:
             data, timeout_s, clock)
         if response is not None:
             held.append(response)
+        if body.cut:  # the client's fault, as a 4xx is: not counted against the upstream
+            return done._replace(outcome=Outcome.ACCEPTED)
         return done
 
     request_id = f"{method} {target.decode('latin-1')}"[:MAX_REQUEST_ID]
     try:
         lane, result, unreachable = await balancer.route(request_id, attempt, retry)
-        if held:  # the answer that ended the loop, or the last one when all failed
+        if body.too_large:  # cut while it streamed to the upstream
+            status = 413
+            sent = await send_json(send, 413, {"status": "error", "error":
+                                               f"request body larger than "
+                                               f"{forwarding.max_body_bytes} bytes"})
+        elif held:  # the answer that ended the loop, or the last one when all failed
             status = held[0].status
             sent = await _pass_on(held[0], method, forwarding, receive, send)
         else:

@@ -22,6 +22,7 @@ from banditlb import services
 from banditlb.balancer.admin import TOKEN_ENV
 from banditlb.balancer.app import BalancerApp, create_app
 from banditlb.balancer.config import (
+    DEFAULT_MAX_HEAD_BYTES,
     HTTP,
     Forwarding,
     LbConfig,
@@ -29,7 +30,7 @@ from banditlb.balancer.config import (
     resolve_upstreams,
     retry_budget_for,
 )
-from banditlb.balancer.protocol import BalancerHttpProtocol
+from banditlb.balancer.protocol import with_head_limit
 from banditlb.retry_budget import DEFAULT_MIN_RETRIES
 from banditlb.rules import Rules
 from banditlb.services import ServiceHandle, url_of
@@ -75,7 +76,8 @@ def make_server(app: BalancerApp, on_ready: Callable[[], None] = lambda: None) -
     config: LbConfig = app.state.config
     deadline = config.rules.deadline_s or config.rules.attempt_timeout_s * \
         config.rules.max_attempts
-    uv_config = uvicorn.Config(app, loop="uvloop", http=BalancerHttpProtocol, lifespan="on",
+    uv_config = uvicorn.Config(app, loop="uvloop", http=with_head_limit(config.max_head_bytes),
+                               lifespan="on",
                                access_log=False, log_level="warning", proxy_headers=False,
                                server_header=False, date_header=config.contract != HTTP,
                                timeout_graceful_shutdown=int(deadline + DRAIN_GRACE_S))
@@ -115,6 +117,7 @@ class LbOptions:
     """A percent, "off", or None for the contract's default."""
     retry_budget_min: int = DEFAULT_MIN_RETRIES
     access_log: Path | None = None
+    max_head_bytes: int = DEFAULT_MAX_HEAD_BYTES
 
     def rules(self) -> Rules:
         return Rules(free_attempts=self.free_attempts, penalty_weight=self.penalty_weight,
@@ -140,6 +143,8 @@ class LbOptions:
         args += ["--retry-budget-min", str(self.retry_budget_min)]
         if self.access_log is not None:
             args += ["--access-log", str(self.access_log)]
+        args += ["--max-head-bytes", str(self.max_head_bytes),
+                 "--max-body-bytes", str(self.forwarding.max_body_bytes)]
         f = self.forwarding
         args += ["--max-retry-body", str(f.max_retry_body), "--host-header", f.host_header,
                  "--forwarded", ",".join(f.forwarded) or "none",
@@ -164,7 +169,7 @@ def start_lb_thread(upstreams: list[str], *, strategy: str = "auto", data_dir: s
                       forwarding=opts.forwarding,
                       retry_budget=retry_budget_for(opts.retry_budget, opts.retry_budget_min,
                                                     contract),
-                      access_log=opts.access_log)
+                      access_log=opts.access_log, max_head_bytes=opts.max_head_bytes)
     sockets = [bind(host, port)]
     app = create_app(config)
     if contract == HTTP:

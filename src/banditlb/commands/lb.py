@@ -16,6 +16,7 @@ from banditlb.balancer import config_file
 from banditlb.balancer.admin import TOKEN_ENV, is_loopback
 from banditlb.balancer.app import create_app
 from banditlb.balancer.config import (
+    DEFAULT_MAX_HEAD_BYTES,
     DEFAULT_MAX_RETRY_AFTER_S,
     DEFAULT_MAX_RETRY_BODY,
     HTTP,
@@ -129,6 +130,12 @@ def lb_command(
     retry_budget_min: Annotated[int, typer.Option(
         min=0, help="Retries always allowed per 10 s window, however few the requests.")]
     = DEFAULT_MIN_RETRIES,
+    max_head_bytes: Annotated[int, typer.Option(
+        min=1024, help="A request head (request line and headers) larger than this gets 431 "
+                       "and the connection closes.")] = DEFAULT_MAX_HEAD_BYTES,
+    max_body_bytes: Annotated[int, typer.Option(
+        min=0, help="http contract: a request body larger than this gets 413 (0: no "
+                    "bound; bodies stream through).")] = 0,
     access_log: Annotated[Path | None, typer.Option(
         dir_okay=False, help="http contract: append one JSON line per request here ('-': "
                              "standard output), with nginx's field names (status, "
@@ -168,9 +175,9 @@ def lb_command(
                           max_waiting, max_retry_after, contract,
                           Forwarding(max_retry_body, retry_unsafe, host_header,
                                      parse_forwarded(forwarded), ca_bundle,
-                                     _admin_port(admin_port, port)),
+                                     _admin_port(admin_port, port), max_body_bytes),
                           retry_budget_for(retry_budget, retry_budget_min, contract),
-                          access_log)
+                          access_log, max_head_bytes)
         if workers > 1:
             raise SystemExit(_supervise(lb, workers, err))
         app = create_app(lb)
