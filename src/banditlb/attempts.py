@@ -73,6 +73,13 @@ class RouteResult:
         return self.attempts[-1] if self.attempts else None
 
 
+def judges_quality(attempt: Attempt, rules: Rules) -> bool:
+    """Whether an answer says anything about the server's quality: a timeout the
+    deadline cut short does not."""
+    return not (attempt.outcome is TIMEOUT
+                and attempt.latency_s < rules.attempt_timeout_s - 1e-6)
+
+
 class AttemptLoop:
     """Attempt-loop state for one id (a plain slotted class: the simulator makes one per id)."""
 
@@ -159,10 +166,9 @@ class AttemptLoop:
         self._tried += (server,)
         end = attempt.started_at + latency_s
         limits = attempt.limits
-        # a timeout the deadline cut short says nothing about the server's quality
-        cut_short = outcome is TIMEOUT and latency_s < self.rules.attempt_timeout_s - 1e-6
         self.strategy.observe(server, outcome, end, latency_s, attempt.retry_after_s,
-                              None if limits is None else limits.quota, not cut_short)
+                              None if limits is None else limits.quota,
+                              judges_quality(attempt, self.rules))
         if outcome is ACCEPTED:
             self._finish(OK, end)
 

@@ -50,6 +50,19 @@ class Admission:
                 retry_after_s: float | None, quota: Quota | None = None) -> None:
         """What the attempt's answer says about capacity; `now` is when it arrived."""
 
+    def sent_elsewhere(self, server: int, now: float) -> None:
+        """Another replica sent `server` an attempt (learned through shared state): it
+        takes capacity too, so the replicas together pace to the server's, not N times it.
+        Rules that keep no bucket have nothing to take."""
+
+    def observe_elsewhere(self, server: int, outcome: Outcome, now: float,
+                          retry_after_s: float | None, quota: Quota | None,
+                          crowded: bool) -> None:
+        """Another replica's answer from `server`; `crowded`: refused while others of that
+        replica's were in flight there. Rules that track nothing in flight learn it as
+        their own."""
+        self.observe(server, outcome, now, retry_after_s, quota)
+
     def snapshot(self, now: float) -> dict:
         """Per-server beliefs about capacity, for /stats and the dashboard."""
         return {}

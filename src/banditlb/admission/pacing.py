@@ -102,11 +102,14 @@ class Pacing(Admission):
         if now < self.blocked_until[server] or not self.flight.room(server):
             return 0.0
         announced = self.budgets.tokens(server, now)  # inf for one that never said
-        rate = self._rate(server, now)
-        if rate == math.inf or not self.pace:
+        if self.rate[server] == math.inf or not self.pace:
             return announced
+        return min(announced, self._bucket(server, now))
+
+    def _bucket(self, server: int, now: float) -> float:
+        """Our copy of the learned bucket (the server refused at a known rate)."""
         elapsed = max(0.0, now - self.refilled_at[server])
-        return min(announced, 1.0 + self.reserve, self.tokens[server] + rate * elapsed)
+        return min(1.0 + self.reserve, self.tokens[server] + self._rate(server, now) * elapsed)
 
     def _need(self, server: int, last_chance: bool) -> float:
         """Tokens an attempt needs: the reserve is kept for last chances, except at a
@@ -178,6 +181,27 @@ class Pacing(Admission):
                     back = self.flight.back_at(server, now)
                     self.blocked_until[server] = max(self.blocked_until[server],
                                                      min(now + retry_after_s, back))
+                return
+            self._refused(server, now, retry_after_s)
+        elif outcome is CONN_ERROR:
+            self._refused(server, now, None)
+        else:
+            self._admitted(server, now)
+
+    def sent_elsewhere(self, server: int, now: float) -> None:
+        # not ours in flight (the concurrency cap is what this replica sends at once)
+        self.budgets.sent(server, now)
+        if self.rate[server] != math.inf:
+            self.tokens[server] = max(0.0, self._bucket(server, now) - 1.0)
+            self.refilled_at[server] = now
+
+    def observe_elsewhere(self, server: int, outcome: Outcome, now: float,
+                          retry_after_s: float | None, quota: Quota | None,
+                          crowded: bool) -> None:
+        if quota is not None and self.read_headers:
+            self.budgets.heard(server, now, quota, self.max_retry_after_s)
+        if outcome is RATE_LIMITED:
+            if crowded:  # that replica's concurrency, not the server's rate
                 return
             self._refused(server, now, retry_after_s)
         elif outcome is CONN_ERROR:

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from banditlb.retry_budget import RetryBudgetConfig
 from banditlb.rules import Rules
+from banditlb.shared.config import SharedConfig
 from banditlb.waitlist import DEFAULT_MAX_WAITING
 
 DEFAULT_MAX_RETRY_AFTER_S = 60.0
@@ -77,6 +78,8 @@ class LbConfig:
     """One JSON line per request forwarded by the http contract, appended here."""
     max_head_bytes: int = DEFAULT_MAX_HEAD_BYTES
     """A request head larger than this gets 431 (bounds memory per connection)."""
+    shared: SharedConfig | None = None
+    """Where the pool's replicas share their evidence; None: this process learns alone."""
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ reading the file's table headers and assignments (`locate`).
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import re
@@ -31,6 +32,7 @@ from banditlb.balancer.config import (
 )
 from banditlb.retry_budget import DEFAULT_MIN_RETRIES
 from banditlb.rules import Rules
+from banditlb.shared.config import DEFAULT_SYNC_MS, SharedConfig
 from banditlb.strategies import canonical_name, make_strategy
 from banditlb.waitlist import DEFAULT_MAX_WAITING
 
@@ -44,7 +46,8 @@ RULE_KEYS = {"free_attempts": int, "penalty_weight": float, "max_attempts": int,
 BUDGET_KEYS = {"percent": float, "min_retries": int}
 FORWARDING_KEYS = {"max_retry_body": int, "retry_unsafe": bool, "host_header": str,
                    "forwarded": list, "ca_bundle": str, "max_body_bytes": int}
-TOP_KEYS = {"listen": dict, "pools": list}
+SHARED_KEYS = {"url": str, "sync_ms": float, "password": str}
+TOP_KEYS = {"listen": dict, "pools": list, "shared_state": dict}
 
 
 @dataclass
@@ -110,6 +113,18 @@ def check(path: Path, *, data_dir: Path = Path(".banditlb"), fleet_url: str | No
         report.add("pools[1]", "one pool per balancer for now: run one banditlb lb per pool")
     pool = pools[0] if isinstance(pools[0], dict) else {}
     lb = _pool(pool, listen, report, data_dir, fleet_url, admin_token)
+    shared = doc.get("shared_state")
+    if isinstance(shared, dict):
+        report.keys(shared, SHARED_KEYS, "shared_state")
+        if "url" not in shared:
+            report.add("shared_state.url", "the Redis URL is needed, e.g. redis://127.0.0.1:6379")
+        typed = _typed(shared, SHARED_KEYS)
+        name = pool.get("name", "default")
+        shared = report.value("shared_state", lambda: SharedConfig(
+            typed.get("url", "redis://"), name if isinstance(name, str) else "default",
+            float(typed.get("sync_ms", DEFAULT_SYNC_MS)), typed.get("password")), shared)
+        if lb is not None and shared is not None:
+            lb = dataclasses.replace(lb, shared=shared)
     return FileConfig(None if problems else lb, problems)
 
 

@@ -17,7 +17,14 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from banditlb.attempts import OK, UNAVAILABLE, AttemptLoop, RouteResult, run_attempts
+from banditlb.attempts import (
+    OK,
+    UNAVAILABLE,
+    AttemptLoop,
+    RouteResult,
+    judges_quality,
+    run_attempts,
+)
 from banditlb.balancer.access_log import AccessLog
 from banditlb.balancer.config import HTTP, ConfigError, LbConfig, Upstream
 from banditlb.balancer.counters import RunCounters
@@ -28,6 +35,8 @@ from banditlb.balancer.recorder import Recorder
 from banditlb.balancer.upstream import UpstreamClient
 from banditlb.outcomes import Attempt, Outcome
 from banditlb.retry_budget import RetryBudget
+from banditlb.shared import evidence
+from banditlb.shared.evidence import Evidence
 from banditlb.store import AttemptRow
 from banditlb.strategies import Strategy, canonical_name, make_strategy
 
@@ -88,6 +97,10 @@ class Lane:
     run_id: int | None = None
     session_id: int | None = None
     last_request: int = 0
+    in_flight: list[int] = field(default_factory=list)
+    """Attempts on their way per upstream (told to the other replicas with a refusal)."""
+    index_of: dict[str, int] = field(default_factory=dict)
+    """Upstream name -> index, for evidence from other replicas."""
 
     @property
     def name(self) -> str:
@@ -133,6 +146,8 @@ class Balancer:
         self.rules = config.rules
         self.events = events
         self.recorder: Recorder | None = None
+        self.shared = None
+        """The link to the other replicas (banditlb.shared.redis_sync), once started."""
         self._switching = asyncio.Lock()
         self._one_attempt = dataclasses.replace(config.rules, max_attempts=1)
         self.access_log: AccessLog | None = None
@@ -151,10 +166,17 @@ class Balancer:
         lane = self.lane
         lane.run_id, lane.session_id = await asyncio.to_thread(
             self.recorder.start_run, lane.name, lane.scenario, lane.params, lane.seed)
+        if self.config.shared is not None:
+            from banditlb.shared.redis_sync import SharedState  # only where it is used
+            self.shared = SharedState(self.config.shared.with_password_from_env(),
+                                      self.take_elsewhere)
+            await self.shared.start()
 
     async def stop(self) -> None:
         """End the run and flush every attempt (after the server drained its requests)."""
         lane = self.lane
+        if self.shared is not None:
+            await self.shared.stop()
         await close_clients(lane.clients)
         if self.access_log is not None:
             self.access_log.close()
@@ -180,10 +202,15 @@ class Balancer:
         counters, clients, events, clock = lane.counters, lane.clients, self.events, lane.clock
         sent = 0
 
+        shared = self.shared
+
         async def send(server: int, timeout_s: float) -> Attempt:
             nonlocal sent
             sent += 1
-            done = await attempt(clients[server], timeout_s, clock)
+            if shared is None:
+                done = await attempt(clients[server], timeout_s, clock)
+            else:
+                done = await self._shared_attempt(shared, lane, server, attempt, timeout_s)
             counters.attempt(done)
             if events.listening:
                 events.publish("attempt", self._attempt_event(lane, number, sent, request_id,
@@ -203,6 +230,29 @@ class Balancer:
         counters.finished(result, clock() - started, unreachable)
         self._record(lane, number, request_id, result)
         return lane, result, unreachable
+
+    async def _shared_attempt(self, shared, lane: Lane, server: int, attempt: AttemptFn,
+                              timeout_s: float) -> Attempt:
+        """One attempt, told to the other replicas as it leaves and as it comes back."""
+        name = lane.upstreams[server].name
+        shared.sent(name)
+        lane.in_flight[server] += 1
+        try:
+            done = await attempt(lane.clients[server], timeout_s, lane.clock)
+        finally:
+            lane.in_flight[server] -= 1
+        crowded = done.outcome is Outcome.RATE_LIMITED and lane.in_flight[server] > 0
+        shared.answered(name, done, judges_quality(done, self.rules), crowded)
+        return done
+
+    def take_elsewhere(self, batch: list[Evidence]) -> None:
+        """Another replica's evidence, fed to the current lane's strategy."""
+        lane = self.lane
+        now, wall, index_of, strategy = lane.clock(), time.time(), lane.index_of, lane.strategy
+        for e in batch:
+            server = index_of.get(e.upstream)
+            if server is not None:
+                evidence.apply(strategy, server, e, now, wall - e.wall)
 
     def reject(self) -> None:
         """Count a request refused for bad input."""
@@ -277,6 +327,7 @@ class Balancer:
             "recording": recorder is not None and recorder.recording,
             "dropped": recorder.dropped if recorder is not None else 0,
             "beliefs": strategy.snapshot(now),
+            "shared": None if self.shared is None else self.shared.view(),
         }
 
     def _new_lane(self, strategy: str, params: dict, seed: int, scenario: str | None,
@@ -290,7 +341,9 @@ class Balancer:
         return Lane(chosen, seed, scenario, upstreams, clients,
                     RunCounters(len(upstreams), self.rules), clock,
                     Holding(self.config.max_waiting, clock),
-                    None if budget is None else RetryBudget(budget))
+                    None if budget is None else RetryBudget(budget),
+                    in_flight=[0] * len(upstreams),
+                    index_of={u.name: i for i, u in enumerate(upstreams)})
 
     def _clients(self, upstreams: list[Upstream]) -> list:
         if self.config.contract == HTTP:

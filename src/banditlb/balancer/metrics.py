@@ -98,6 +98,34 @@ class BalancerCollector:
                                      "Time an id waited for capacity (ids that waited).")
         wait.add_metric([], _buckets(counters.wait), counters.wait.sum / 1000.0)
         yield wait
+        if self.balancer.shared is not None:
+            yield from _shared(self.balancer.shared.view())
+
+
+def _shared(view: dict) -> Iterator[Metric]:
+    """The link to the other replicas: up or not, how fresh, how many, what failed."""
+    def gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+        metric = GaugeMetricFamily(name, doc)
+        metric.add_metric([], value)
+        return metric
+
+    yield gauge("banditlb_shared_connected", "1 while Redis answers.", int(view["connected"]))
+    yield gauge("banditlb_shared_replicas", "Replicas of this pool heard from lately, this "
+                "one included.", view["replicas"])
+    lag = view["lag_ms"]
+    yield gauge("banditlb_shared_lag_seconds", "From another replica's flush to its evidence "
+                "applied here, for the newest batch (NaN before the first).",
+                float("nan") if lag is None else lag / 1000.0)
+    ago = view["synced_ago_s"]
+    yield gauge("banditlb_shared_synced_ago_seconds", "Since the last round trip to Redis "
+                "succeeded (NaN before the first).", float("nan") if ago is None else ago)
+    for key, doc in (("errors", "Failed Redis calls (each retried)."),
+                     ("dropped", "Evidence dropped: the outbox was full."),
+                     ("malformed", "Entries from Redis that did not parse."),
+                     ("applied", "Pieces of others' evidence applied here.")):
+        counter = CounterMetricFamily(f"banditlb_shared_{key}", doc)
+        counter.add_metric([], view[key])
+        yield counter
 
 
 def _buckets(histogram: Histogram) -> list[tuple[str, int]]:

@@ -34,6 +34,7 @@ from banditlb.balancer.protocol import with_head_limit
 from banditlb.retry_budget import DEFAULT_MIN_RETRIES
 from banditlb.rules import Rules
 from banditlb.services import ServiceHandle, url_of
+from banditlb.shared.config import SharedConfig
 from banditlb.waitlist import DEFAULT_MAX_WAITING
 
 READY_PREFIX = "banditlb lb listening on "
@@ -118,6 +119,8 @@ class LbOptions:
     retry_budget_min: int = DEFAULT_MIN_RETRIES
     access_log: Path | None = None
     max_head_bytes: int = DEFAULT_MAX_HEAD_BYTES
+    shared: SharedConfig | None = None
+    """Share evidence with the pool's other replicas (its password from the environment)."""
 
     def rules(self) -> Rules:
         return Rules(free_attempts=self.free_attempts, penalty_weight=self.penalty_weight,
@@ -153,6 +156,9 @@ class LbOptions:
             args.append("--retry-unsafe")
         if f.ca_bundle is not None:
             args += ["--ca-bundle", str(f.ca_bundle)]
+        if self.shared is not None:
+            args += ["--shared-state", self.shared.url, "--shared-pool", self.shared.pool,
+                     "--sync-ms", str(self.shared.sync_ms)]
         return args  # the admin token goes through the environment: argv is public
 
 
@@ -169,7 +175,8 @@ def start_lb_thread(upstreams: list[str], *, strategy: str = "auto", data_dir: s
                       forwarding=opts.forwarding,
                       retry_budget=retry_budget_for(opts.retry_budget, opts.retry_budget_min,
                                                     contract),
-                      access_log=opts.access_log, max_head_bytes=opts.max_head_bytes)
+                      access_log=opts.access_log, max_head_bytes=opts.max_head_bytes,
+                      shared=opts.shared)
     sockets = [bind(host, port)]
     app = create_app(config)
     if contract == HTTP:

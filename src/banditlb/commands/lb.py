@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import sys
@@ -45,6 +46,7 @@ from banditlb.commands.common import (
 from banditlb.fleet.scenario import ScenarioError, load_scenario
 from banditlb.retry_budget import DEFAULT_MIN_RETRIES
 from banditlb.services import url_of
+from banditlb.shared.config import DEFAULT_SYNC_MS, PASSWORD_ENV, SharedConfig
 from banditlb.strategies import parse_params
 from banditlb.waitlist import DEFAULT_MAX_WAITING
 
@@ -136,6 +138,17 @@ def lb_command(
     max_body_bytes: Annotated[int, typer.Option(
         min=0, help="http contract: a request body larger than this gets 413 (0: no "
                     "bound; bodies stream through).")] = 0,
+    shared_state: Annotated[str | None, typer.Option(
+        help="redis://host:port[/db] (or rediss://): replicas of this pool (workers, other "
+             "hosts) share what they learn there; the password comes from "
+             f"{PASSWORD_ENV}, never from the command line. Off: each learns alone.")]
+    = None,
+    sync_ms: Annotated[float, typer.Option(
+        help="With --shared-state: evidence is flushed and read at most this many ms "
+             "apart (a refusal at once).")] = DEFAULT_SYNC_MS,
+    shared_pool: Annotated[str, typer.Option(
+        help="With --shared-state: the pool's name, which namespaces its Redis keys "
+             "(replicas of one pool share it).")] = "default",
     access_log: Annotated[Path | None, typer.Option(
         dir_okay=False, help="http contract: append one JSON line per request here ('-': "
                              "standard output), with nginx's field names (status, "
@@ -178,6 +191,9 @@ def lb_command(
                                      _admin_port(admin_port, port), max_body_bytes),
                           retry_budget_for(retry_budget, retry_budget_min, contract),
                           access_log, max_head_bytes)
+        if shared_state is not None:
+            lb = dataclasses.replace(lb, shared=SharedConfig(shared_state, shared_pool,
+                                                             sync_ms))
         if workers > 1:
             raise SystemExit(_supervise(lb, workers, err))
         app = create_app(lb)

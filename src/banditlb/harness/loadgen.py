@@ -67,10 +67,11 @@ Send = Callable[[int, str], Awaitable[tuple[RequestRow, float]]]
 """(request number, id) -> (its row, when it left in seconds from the start)."""
 
 
-async def fire(url: str, ids: Sequence[str], rps: float, arrivals: Arrivals = UNIFORM,
-               seed: int = 0, *, timeout_s: float = 30.0, on_answer: OnAnswer | None = None
-               ) -> Fired:
-    """POST {"id": ...} to `url` for each id, sent by `arrivals` at a mean of `rps`.
+async def fire(url: str | Sequence[str], ids: Sequence[str], rps: float,
+               arrivals: Arrivals = UNIFORM, seed: int = 0, *, timeout_s: float = 30.0,
+               on_answer: OnAnswer | None = None) -> Fired:
+    """POST {"id": ...} to `url` for each id, sent by `arrivals` at a mean of `rps`; given
+    several URLs (replicas behind an even front), id k goes to the (k mod n)-th.
 
     The schedule is `arrivals.send_times(len(ids), rps, seed)`, so one seed sends at the
     same times in every run (and in the simulator). A trace may send fewer ids than
@@ -90,9 +91,12 @@ async def fire(url: str, ids: Sequence[str], rps: float, arrivals: Arrivals = UN
         def now() -> float:
             return loop.time() - start
 
+        urls = [url] if isinstance(url, str) else list(url)
+
         async def send(number: int, request_id: str) -> tuple[RequestRow, float]:
             left = now()
-            return await _send(session, url, number, request_id, on_answer), left
+            target = urls[number % len(urls)]
+            return await _send(session, target, number, request_id, on_answer), left
 
         if arrivals.closed:
             sent = await _closed_loop(send, ids, times, arrivals, rps, now)

@@ -39,6 +39,19 @@ class Strategy:
         if judged:
             self.chooser.observe(server, outcome, now, latency_s)
 
+    def sent_elsewhere(self, server: int, now: float) -> None:
+        """Another replica sent `server` an attempt (shared state, banditlb.shared)."""
+        self.admission.sent_elsewhere(server, now)
+
+    def observe_elsewhere(self, server: int, outcome: Outcome, now: float, latency_s: float,
+                          retry_after_s: float | None, quota: Quota | None, judged: bool,
+                          crowded: bool) -> None:
+        """Another replica's answer: evidence about capacity and quality, as good as ours
+        (the chooser cannot tell it from its own)."""
+        self.admission.observe_elsewhere(server, outcome, now, retry_after_s, quota, crowded)
+        if judged:
+            self.chooser.observe(server, outcome, now, latency_s)
+
     def snapshot(self, now: float) -> dict:
         """Per-server beliefs for /stats and the dashboard."""
         return {"estimates": [round(self.estimate(s, now), 4) for s in range(self.n)],

@@ -1,0 +1,1 @@
+"""Replicas of one pool learning together: the evidence they share and its Redis link."""
