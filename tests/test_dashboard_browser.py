@@ -14,7 +14,9 @@ import pytest
 from banditlb.balancer.runner import start_lb_thread
 from banditlb.fleet.runner import start_fleet_thread
 from banditlb.harness.loadgen import make_ids
+from banditlb.shared.config import SharedConfig
 from banditlb.store import CSV_COLUMNS, Store
+from redis_server import redis_server
 from test_dashboard_support import MARKUP, fill_store, serve_dashboard
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -94,6 +96,20 @@ def test_every_page_loads_without_console_errors(page, stored):
     assert page.problems == []
 
 
+def test_live_page_shows_the_replicas_sharing_the_pool(page, tmp_path):
+    with redis_server() as redis, start_fleet_thread(["T1"], seed=0) as fleet, \
+            start_lb_thread(fleet.upstreams("T1"), data_dir=tmp_path / "a",
+                            shared=SharedConfig(redis.url, "pageview")) as a, \
+            start_lb_thread(fleet.upstreams("T1"), data_dir=tmp_path / "b",
+                            shared=SharedConfig(redis.url, "pageview")):
+        page.goto(f"{a.url}/dashboard")
+        page.wait_for_function("document.getElementById('facts').textContent"
+                               ".includes('2 replicas of pool pageview; connected')",
+                               timeout=WAIT_MS)
+        post_ids(a.url, make_ids(5, "shared-page"))
+        assert page.problems == []
+
+
 def test_live_page_follows_a_real_balancer(page, tmp_path):
     ids = make_ids(60, "dashboard-live")
     with start_fleet_thread(["T1"], seed=0) as fleet, \
@@ -116,6 +132,7 @@ def test_live_page_follows_a_real_balancer(page, tmp_path):
         assert "v4 (thompson)" in facts and "T1" in facts
         # v4 never waits: nothing waits now, none waited, the bound is the balancer's
         assert "0 now (at most 1000); 0 waited" in facts and "0 turned away" in facts
+        assert "off (this process learns alone)" in facts
         # The fleet's truth reaches the page: true rates and the oracle's regret.
         page.wait_for_function("document.querySelector('[data-counter=regret] .value')"
                                ".textContent !== '–'", timeout=WAIT_MS)

@@ -7,7 +7,7 @@ in one pipelined round trip; another task reads the stream with a blocking XREAD
 so the others' entries arrive as they are written. Each entry is applied once: the
 stream's ids only grow, and a replica skips its own.
 
-Schema (namespaced by pool; `docs/strategies.md`, "Replicas that learn together"):
+Schema (namespaced by pool; docs/replicas.md):
 - `banditlb:{pool}:evidence`, a stream, trimmed to about MAX_ENTRIES, expiring
   KEY_TTL_S after its last write, so a dead cluster leaves nothing behind. Each
   entry: `r` the replica's id, `w` its flush time (Unix), `e` a batch

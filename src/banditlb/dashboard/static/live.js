@@ -101,6 +101,15 @@ function waitingText(w) {
     `p99 ${ms(w.p99_ms)}); ${w.turned_away} turned away`;
 }
 
+/** The replicas sharing this pool's evidence, and how fresh the shared view is. */
+function sharedText(sh) {
+  if (!sh) return "off (this process learns alone)";
+  const link = sh.connected ? "connected" : `Redis unreachable (${sh.errors} errors; local state)`;
+  const lag = sh.lag_ms === null ? "no batch yet" : `newest batch ${num(sh.lag_ms, 1)} ms old`;
+  return `${sh.replicas} replica${sh.replicas === 1 ? "" : "s"} of pool ${sh.pool}; ${link}; ` +
+    `${lag}; every ${sh.sync_ms} ms`;
+}
+
 function render(snap, oracle) {
   facts.replaceChildren(
     fact("strategy", `${snap.strategy}${snap.alias && snap.alias !== snap.strategy ? ` (${snap.alias})` : ""}`),
@@ -110,6 +119,7 @@ function render(snap, oracle) {
     fact("rules", `${snap.free_attempts} free attempts, penalty ${snap.penalty_weight}`),
     fact("recording", snap.recording === false ? `off (${snap.dropped} dropped)` : "on"),
     fact("waiting", waitingText(snap.waiting)),
+    fact("shared", sharedText(snap.shared)),
   );
   const servers = snap.servers.map((s) => ({ ...s, port: portOf(s.upstream) }));
   live.view.update({
