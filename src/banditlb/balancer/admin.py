@@ -13,7 +13,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from banditlb.balancer.config import ConfigError, LbConfig, resolve_upstreams, split_upstreams
-from banditlb.balancer.core import Balancer, SwitchError
+from banditlb.balancer.core import Balancer, ReloadError, SwitchError
+from banditlb.balancer.reload import reload_from_file
 
 TOKEN_ENV = "BANDITLB_ADMIN_TOKEN"
 
@@ -51,7 +52,7 @@ def admin_denial(bind_host: str, token: str | None, authorization: str | None) -
 def _admin(handler):
     """Wrap an admin handler with the token rule and JSON error answers."""
     async def guarded(request: Request) -> Response:
-        config: LbConfig = request.app.state.config
+        config: LbConfig = request.app.state.balancer.config
         reason = admin_denial(config.host, config.admin_token,
                               request.headers.get("authorization"))
         if reason is not None:
@@ -59,7 +60,7 @@ def _admin(handler):
                                 {"WWW-Authenticate": "Bearer"})
         try:
             return JSONResponse(await handler(request, request.app.state.balancer))
-        except (SwitchError, ConfigError) as exc:
+        except (SwitchError, ConfigError, ReloadError) as exc:
             return JSONResponse({"ok": False, "error": str(exc)}, 400)
     return guarded
 
@@ -131,7 +132,12 @@ async def admin_flush(request: Request, balancer: Balancer) -> dict:
     return await balancer.flush()
 
 
+async def admin_reload(request: Request, balancer: Balancer) -> dict:
+    return await reload_from_file(balancer)
+
+
 def admin_routes() -> list[Route]:
     return [Route("/admin/strategy", _admin(admin_strategy), methods=["POST"]),
+            Route("/admin/reload", _admin(admin_reload), methods=["POST"]),
             Route("/admin/reset", _admin(admin_reset), methods=["POST"]),
             Route("/admin/flush", _admin(admin_flush), methods=["POST"])]

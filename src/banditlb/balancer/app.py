@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import time
 from contextlib import asynccontextmanager
 
@@ -25,6 +26,7 @@ from banditlb.balancer.core import Balancer
 from banditlb.balancer.events import EventHub, encode
 from banditlb.balancer.forward import forward, refuse_websocket
 from banditlb.balancer.metrics import metrics_registry
+from banditlb.balancer.reload import reload_logged
 from banditlb.balancer.replies import send_answer, send_json
 from banditlb.dashboard import dashboard_routes
 from banditlb.ids import MAX_BODY_BYTES, BadId, parse_id_body
@@ -134,6 +136,20 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
                         exc.status_code, exc.headers)
 
 
+def _reload_on_sighup(balancer: Balancer) -> bool:
+    """SIGHUP reloads the config file (a balancer started from one, in the main thread);
+    whether the handler is installed."""
+    if balancer.config.source is None:
+        return False
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(
+            reload_logged(balancer)))
+    except (RuntimeError, ValueError):  # not the main thread (a balancer in a test thread)
+        return False
+    return True
+
+
 def create_app(config: LbConfig) -> BalancerApp:
     """The balancer app for `config`; the store is opened and the run begun at startup."""
     hub = EventHub()
@@ -143,9 +159,12 @@ def create_app(config: LbConfig) -> BalancerApp:
     async def lifespan(app: Starlette):
         await balancer.start()
         ticker = asyncio.create_task(hub.run_ticker(balancer.snapshot))
+        reloads = _reload_on_sighup(balancer)
         try:
             yield
         finally:
+            if reloads:
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
             ticker.cancel()
             hub.close()
             await balancer.stop()

@@ -80,6 +80,8 @@ class LbConfig:
     """A request head larger than this gets 431 (bounds memory per connection)."""
     shared: SharedConfig | None = None
     """Where the pool's replicas share their evidence; None: this process learns alone."""
+    source: Path | None = None
+    """The config file this came from: read again on SIGHUP and POST /admin/reload."""
 
 
 @dataclass(frozen=True)

@@ -125,6 +125,8 @@ def check(path: Path, *, data_dir: Path = Path(".banditlb"), fleet_url: str | No
             float(typed.get("sync_ms", DEFAULT_SYNC_MS)), typed.get("password")), shared)
         if lb is not None and shared is not None:
             lb = dataclasses.replace(lb, shared=shared)
+    if lb is not None:
+        lb = dataclasses.replace(lb, source=path)
     return FileConfig(None if problems else lb, problems)
 
 

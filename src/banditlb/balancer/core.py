@@ -39,6 +39,7 @@ from banditlb.shared import evidence
 from banditlb.shared.evidence import Evidence
 from banditlb.store import AttemptRow
 from banditlb.strategies import Strategy, canonical_name, make_strategy
+from banditlb.strategies.carry import carried
 
 AttemptFn = Callable[[object, float, Callable[[], float]], Awaitable[Attempt]]
 """(upstream client, timeout_s, lane clock) -> the finished Attempt (never raises)."""
@@ -58,6 +59,24 @@ def _budget_view(budget: RetryBudget | None) -> dict | None:
     c = budget.config
     return {"percent": c.percent, "min_retries": c.min_retries, "window_s": c.window_s,
             "denied": budget.denied}
+
+
+DRAIN_SLACK_S = 5.0
+"""A replaced lane's clients close at most this long after its last possible answer."""
+
+
+def _restart_only(old: LbConfig, new: LbConfig) -> list[tuple[str, object, object]]:
+    """The settings a running balancer cannot change (its listeners, contract, store,
+    links), by their config file keys, with their old and new values."""
+    return [("listen.host", old.host, new.host), ("listen.port", old.port, new.port),
+            ("listen.admin_port", old.forwarding.admin_port, new.forwarding.admin_port),
+            ("listen.max_head_bytes", old.max_head_bytes, new.max_head_bytes),
+            ("contract", old.contract, new.contract), ("data_dir", old.data_dir, new.data_dir),
+            ("shared_state", old.shared, new.shared)]
+
+
+class ReloadError(ValueError):
+    """A configuration that cannot be applied to the running balancer; nothing changed."""
 
 
 class SwitchError(ValueError):
@@ -101,6 +120,8 @@ class Lane:
     """Attempts on their way per upstream (told to the other replicas with a refusal)."""
     index_of: dict[str, int] = field(default_factory=dict)
     """Upstream name -> index, for evidence from other replicas."""
+    active: int = 0
+    """Requests routed on this lane and not answered yet (a reload drains them)."""
 
     @property
     def name(self) -> str:
@@ -150,15 +171,10 @@ class Balancer:
         """The link to the other replicas (banditlb.shared.redis_sync), once started."""
         self._switching = asyncio.Lock()
         self._one_attempt = dataclasses.replace(config.rules, max_attempts=1)
-        self.access_log: AccessLog | None = None
-        if config.access_log is not None:
-            try:
-                self.access_log = AccessLog(config.access_log)
-            except OSError as exc:
-                raise ConfigError(f"cannot open the access log {config.access_log}: "
-                                  f"{exc.strerror or exc}") from exc
-        self.lane = self._new_lane(config.strategy, config.params, config.seed,
-                                   config.scenario, config.upstreams)
+        self.access_log = self._open_access_log(config.access_log, ConfigError)
+        self.lane = self._new_lane(
+            build_strategy(config.strategy, len(config.upstreams), config.seed, config.params,
+                           config), config.seed, config.scenario, config.upstreams)
 
     async def start(self) -> None:
         """Open the store and begin the first run (recording off, loudly, if it cannot)."""
@@ -221,10 +237,12 @@ class Balancer:
         started = clock()
         loop = AttemptLoop(lane.strategy, self.rules if retry else self._one_attempt, started,
                            lane.retry_budget)
+        lane.active += 1
         try:
             result = await run_attempts(loop, send, clock, holding.hold)
         finally:
             holding.forget(loop)
+            lane.active -= 1
         unreachable = result.status != OK and bool(result.attempts) and all(
             a.outcome is Outcome.CONN_ERROR for a in result.attempts)
         counters.finished(result, clock() - started, unreachable)
@@ -266,10 +284,11 @@ class Balancer:
         async with self._switching:
             old = self.lane
             changed = upstreams is not None and upstreams != old.upstreams
+            seed = self.config.seed if seed is None else seed
+            chosen = upstreams if changed else old.upstreams
             lane = self._new_lane(
-                strategy, params or {}, self.config.seed if seed is None else seed,
-                scenario if scenario is not None or changed else old.scenario,
-                upstreams if changed else old.upstreams,
+                build_strategy(strategy, len(chosen), seed, params or {}, self.config), seed,
+                scenario if scenario is not None or changed else old.scenario, chosen,
                 None if changed else old.clients)
             if self.recorder is not None:
                 await asyncio.to_thread(self.recorder.end_run, old.run_id,
@@ -284,6 +303,69 @@ class Balancer:
             if changed:
                 await close_clients(old.clients)
             return lane
+
+    async def reload(self, new: LbConfig) -> dict:
+        """Apply a new configuration without dropping a request: requests already routed
+        finish on the lane they began on; upstreams that stay keep what was learned
+        about them (when the strategy, its parameters and seed are the same); removed
+        ones drain, then close. ReloadError (nothing applied) for what needs a restart."""
+        async with self._switching:
+            old_config, old = self.config, self.lane
+            fixed = [name for name, then, now in _restart_only(old_config, new) if then != now]
+            if fixed:
+                raise ReloadError(f"{', '.join(fixed)} changed: that needs a restart (the "
+                                  f"running configuration stays)")
+            access_log = self.access_log
+            if new.access_log != old_config.access_log:
+                access_log = self._open_access_log(new.access_log, ReloadError)
+            same_set = new.upstreams == old.upstreams
+            learning = (new.strategy, new.params, new.seed, new.rules.free_attempts,
+                        new.max_retry_after_s)
+            kept = learning == (old_config.strategy, old_config.params, old_config.seed,
+                                old_config.rules.free_attempts, old_config.max_retry_after_s)
+            try:
+                strategy = old.strategy if kept and same_set else build_strategy(
+                    new.strategy, len(new.upstreams), new.seed, new.params, new)
+            except SwitchError as exc:
+                raise ReloadError(str(exc)) from exc
+            if kept and not same_set:
+                names = [u.name for u in old.upstreams]
+                keep = [names.index(u.name) if u.name in names else None
+                        for u in new.upstreams]
+                strategy = carried(old.strategy, strategy, keep)
+            self.config, self.rules = new, new.rules
+            self._one_attempt = dataclasses.replace(new.rules, max_attempts=1)
+            lane = self._new_lane(strategy, new.seed, old.scenario, new.upstreams,
+                                  old.clients if same_set else None, old.clock)
+            lane.holding = old.holding  # ids waiting now keep their turn
+            old.holding.waitlist.max_waiting = new.max_waiting
+            if same_set and kept:  # the same run goes on
+                lane.counters, lane.run_id, lane.session_id = (old.counters, old.run_id,
+                                                               old.session_id)
+                lane.last_request = old.last_request
+            elif self.recorder is not None:
+                await asyncio.to_thread(self.recorder.end_run, old.run_id,
+                                        old.counters.summary())
+                lane.run_id, lane.session_id = await asyncio.to_thread(
+                    self.recorder.start_run, lane.name, lane.scenario, lane.params, lane.seed)
+            self.lane = lane
+            if access_log is not self.access_log:
+                old_log, self.access_log = self.access_log, access_log
+                if old_log is not None:
+                    old_log.close()
+            if not same_set:
+                asyncio.get_running_loop().create_task(self._drain(old))
+            return {"ok": True, "upstreams": [u.name for u in lane.upstreams],
+                    "learning": "kept" if kept else "restarted (strategy, parameters, seed "
+                                "or free attempts changed)",
+                    "run_id": lane.run_id}
+
+    async def _drain(self, old: Lane) -> None:
+        """Close a replaced lane's upstream clients once its requests are answered."""
+        deadline = time.monotonic() + (self.rules.deadline_s or 60.0) + DRAIN_SLACK_S
+        while old.active and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await close_clients(old.clients)
 
     def reset(self) -> None:
         """Fresh learning for the current strategy; same run, same counters."""
@@ -330,20 +412,28 @@ class Balancer:
             "shared": None if self.shared is None else self.shared.view(),
         }
 
-    def _new_lane(self, strategy: str, params: dict, seed: int, scenario: str | None,
-                  upstreams: list[Upstream],
-                  clients: list[UpstreamClient] | None = None) -> Lane:
-        chosen = build_strategy(strategy, len(upstreams), seed, params, self.config)
+    def _new_lane(self, strategy: Strategy, seed: int, scenario: str | None,
+                  upstreams: list[Upstream], clients: list | None = None,
+                  clock: LaneClock | None = None) -> Lane:
         if clients is None:
             clients = self._clients(upstreams)
-        clock = LaneClock()
+        clock = clock or LaneClock()
         budget = self.config.retry_budget
-        return Lane(chosen, seed, scenario, upstreams, clients,
+        return Lane(strategy, seed, scenario, upstreams, clients,
                     RunCounters(len(upstreams), self.rules), clock,
                     Holding(self.config.max_waiting, clock),
                     None if budget is None else RetryBudget(budget),
                     in_flight=[0] * len(upstreams),
                     index_of={u.name: i for i, u in enumerate(upstreams)})
+
+    @staticmethod
+    def _open_access_log(path, error: type[Exception]) -> AccessLog | None:
+        if path is None:
+            return None
+        try:
+            return AccessLog(path)
+        except OSError as exc:
+            raise error(f"cannot open the access log {path}: {exc.strerror or exc}") from exc
 
     def _clients(self, upstreams: list[Upstream]) -> list:
         if self.config.contract == HTTP:

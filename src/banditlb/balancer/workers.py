@@ -99,6 +99,12 @@ class Supervisor:
     def stop(self, *_: object) -> None:
         self.stopping.set()
 
+    def reload(self, *_: object) -> None:
+        """SIGHUP: every worker reads the config file again (each applies it alone)."""
+        for child in self.children:
+            if child is not None and child.poll() is None:
+                child.send_signal(signal.SIGHUP)
+
     def _stop_all(self) -> int:
         live = [c for c in self.children if c is not None and c.poll() is None]
         for child in live:

@@ -263,6 +263,7 @@ def _supervise(lb: LbConfig, workers: int, err: Console) -> int:
                                                  ports[1] if http else None), on_line)
     signal.signal(signal.SIGTERM, supervisor.stop)
     signal.signal(signal.SIGINT, supervisor.stop)
+    signal.signal(signal.SIGHUP, supervisor.reload)
     try:
         return supervisor.run()
     finally:
