@@ -191,6 +191,18 @@ def start_fast_upstream(port: int) -> PeerHandle:
                       _cleanup(stop, workdir))
 
 
+def start_redis(port: int) -> PeerHandle:
+    """A redis-server on loopback for shared state: no persistence, its own temp dir."""
+    workdir = Path(tempfile.mkdtemp(prefix="banditlb-redis-"))
+    args = [binary("redis-server"), "--port", str(port), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "no", "--dir", str(workdir)]
+    with _removed_on_error(workdir):
+        child, stop = _start_foreground("redis-server", args, [port], workdir / "redis.log",
+                                        signal.SIGTERM)
+    return PeerHandle("redis", {"redis": f"redis://127.0.0.1:{port}"}, [child.pid],
+                      _cleanup(stop, workdir))
+
+
 def start_haproxy(sites: list[Site], tuning: HaproxyTuning) -> PeerHandle:
     """HAProxy in the foreground (-db) with its config in a temp dir; checked before start."""
     workdir = Path(tempfile.mkdtemp(prefix="banditlb-haproxy-"))

@@ -339,7 +339,7 @@ class Balancer:
                                   old.clients if same_set else None, old.clock)
             lane.holding = old.holding  # ids waiting now keep their turn
             old.holding.waitlist.max_waiting = new.max_waiting
-            if same_set and kept:  # the same run goes on
+            if same_set and kept and new.rules == old_config.rules:  # the same run goes on
                 lane.counters, lane.run_id, lane.session_id = (old.counters, old.run_id,
                                                                old.session_id)
                 lane.last_request = old.last_request
