@@ -9,6 +9,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from banditlb.balancer.runner import start_lb_thread
@@ -16,8 +17,10 @@ from banditlb.fleet.runner import start_fleet_thread
 from banditlb.harness.loadgen import make_ids
 from banditlb.shared.config import SharedConfig
 from banditlb.store import CSV_COLUMNS, Store
+from lb_from_file import lb_from_file
 from redis_server import redis_server
 from test_dashboard_support import MARKUP, fill_store, serve_dashboard
+from upstreams import Upstream, serve
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -108,6 +111,39 @@ def test_live_page_shows_the_replicas_sharing_the_pool(page, tmp_path):
                                timeout=WAIT_MS)
         post_ids(a.url, make_ids(5, "shared-page"))
         assert page.problems == []
+
+
+def test_live_page_shows_pools_and_routes(page, tmp_path):
+    a, b = Upstream("a"), Upstream("b")
+    with serve(a) as pa, serve(b) as pb:
+        path = tmp_path / "banditlb.toml"
+        path.write_text(f"""
+[listen]
+port = 0
+admin_port = 0
+[[pools]]
+name = "chat"
+upstreams = ["http://127.0.0.1:{pa}"]
+[[pools]]
+name = "files"
+upstreams = ["http://127.0.0.1:{pb}"]
+[[routes]]
+pool = "files"
+path_prefix = "/files/"
+host = "static.local"
+[[routes]]
+pool = "chat"
+""")
+        with lb_from_file(path, tmp_path / "data") as lb:
+            for k in range(3):
+                httpx.get(f"{lb.url}/files/{k}", headers={"Host": "static.local"})
+            page.goto(f"{lb.admin}/dashboard")
+            page.wait_for_function("document.getElementById('facts').textContent"
+                                   ".includes('files: static.local/files/')", timeout=WAIT_MS)
+            facts = page.locator("#facts").text_content()
+    assert "▸ chat: any host/ → 1 upstream (auto)" in facts
+    assert "files: static.local/files/ → 1 upstream (auto); 3 requests, score 3" in facts
+    assert page.problems == []
 
 
 def test_live_page_follows_a_real_balancer(page, tmp_path):

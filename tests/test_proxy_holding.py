@@ -52,8 +52,8 @@ def test_a_burst_waits_for_capacity_and_stats_and_metrics_say_so(fleet_t2, tmp_p
     assert 0 < waiting["p50_ms"] <= waiting["p99_ms"] <= 5000 * 1.2
     # no id outlives its deadline (5 s) by more than a scheduling hair
     assert max(a.elapsed.total_seconds() for a in answers) < 5.5
-    assert f"banditlb_waited_requests_total {float(waiting['waited'])}" in metrics
-    assert "banditlb_waiting 0.0" in metrics
+    assert f'banditlb_waited_requests_total{{pool="default"}} {float(waiting["waited"])}' in metrics
+    assert 'banditlb_waiting{pool="default"} 0.0' in metrics
 
 
 def test_beyond_max_waiting_the_answer_is_503_with_a_retry_after(fleet_t2, tmp_path):

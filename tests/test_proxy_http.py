@@ -229,7 +229,8 @@ def test_the_retry_budget_keeps_a_fleet_wide_outage_from_multiplying_the_load(tm
     # 50 first attempts, and retries within max(5, 20% of the 50 requests) = 10
     assert 50 < down.answers <= 60 and stats["attempts"] == down.answers
     assert stats["retry_budget"]["denied"] >= 40
-    assert f"banditlb_retries_denied_total {float(stats['retry_budget']['denied'])}" in metrics
+    denied = float(stats["retry_budget"]["denied"])
+    assert f'banditlb_retries_denied_total{{pool="default"}} {denied}' in metrics
 
 
 def test_the_access_log_has_one_json_line_per_request_within_a_second(pair, tmp_path):

@@ -3,19 +3,15 @@ load from a real client, in front of real upstream servers."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
-from banditlb import services
-from banditlb.balancer.runner import ADMIN_PREFIX, READY_PREFIX, start_lb_thread
+from banditlb.balancer.runner import start_lb_thread
+from lb_from_file import FromFile, lb_from_file
 from upstreams import serve
 
 
@@ -46,16 +42,10 @@ def config(upstreams: list[str], strategy: str = "auto", port: int = 0) -> str:
 
 
 class Running:
-    """`banditlb lb --config FILE` as a child, and a client that never stops sending."""
+    """A running `banditlb lb --config FILE`, and a client that never stops sending."""
 
-    def __init__(self, path: Path, data_dir: Path):
-        self.child = subprocess.Popen(
-            [sys.executable, "-m", "banditlb", "lb", "--config", str(path), "--data-dir",
-             str(data_dir)], stdout=subprocess.PIPE, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        self.url, seen = services.read_ready(self.child, "banditlb lb", READY_PREFIX, 30,
-                                             (ADMIN_PREFIX,))
-        self.admin = seen[ADMIN_PREFIX]
+    def __init__(self, lb: FromFile):
+        self.child, self.url, self.admin = lb.child, lb.url, lb.admin
         self.statuses: list[int] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._load, daemon=True)
@@ -81,7 +71,6 @@ class Running:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(10)
-        services.terminate(self.child, 30)
 
 
 def until(predicate, timeout_s: float = 10.0) -> bool:
@@ -105,39 +94,40 @@ def test_reload_swaps_upstreams_keeps_what_was_learned_and_fails_no_request(flee
     (a, url_a), (b, url_b), (c, url_c) = fleet["a"], fleet["b"], fleet["c"]
     path = tmp_path / "banditlb.toml"
     path.write_text(config([url_a, url_b]))
-    lb = Running(path, tmp_path / "data")
-    try:
-        assert until(lambda: b.answers >= 1)  # b refused once: blocked for its 30 s
-        path.write_text(config([url_b, url_c]))  # a goes, b stays, c comes
-        reply = httpx.post(lb.admin + "/admin/reload")
-        assert reply.status_code == 200, reply.text
-        doc = reply.json()
-        assert doc["upstreams"] == [url_b, url_c] and doc["learning"] == "kept"
-        b_then = b.answers
-        stats = lb.stats()
-        assert stats["beliefs"]["blocked_until"][0] is not None  # b's block came along
-        assert until(lambda: c.answers >= 20)
-        a_then = a.answers
-        time.sleep(0.3)
-        assert a.answers == a_then  # the removed upstream gets nothing new
-        assert b.answers == b_then  # and b is still believed blocked
-        # a file that does not check is refused with its reasons; nothing changes
-        path.write_text(config([url_b, url_c], strategy="nope"))
-        bad = httpx.post(lb.admin + "/admin/reload")
-        assert bad.status_code == 400 and "pools[0].strategy" in bad.json()["error"]
-        assert lb.upstreams() == [url_b, url_c]
-        # what only a restart can change is refused, and says so
-        path.write_text(config([url_b, url_c], port=1))
-        fixed = httpx.post(lb.admin + "/admin/reload")
-        assert fixed.status_code == 400 and "listen.port changed" in fixed.json()["error"]
-        # SIGHUP does the same as POST /admin/reload
-        path.write_text(config([url_c, url_a]))
-        lb.child.send_signal(signal.SIGHUP)
-        assert until(lambda: lb.upstreams() == [url_c, url_a])
-        time.sleep(0.3)
-        sent = len(lb.statuses)
-    finally:
-        lb.close()
+    with lb_from_file(path, tmp_path / "data") as started:
+        lb = Running(started)
+        try:
+            assert until(lambda: b.answers >= 1)  # b refused once: blocked for its 30 s
+            path.write_text(config([url_b, url_c]))  # a goes, b stays, c comes
+            reply = httpx.post(lb.admin + "/admin/reload")
+            assert reply.status_code == 200, reply.text
+            doc = reply.json()
+            assert doc["upstreams"] == [url_b, url_c] and doc["learning"] == "kept"
+            b_then = b.answers
+            stats = lb.stats()
+            assert stats["beliefs"]["blocked_until"][0] is not None  # b's block came along
+            assert until(lambda: c.answers >= 20)
+            a_then = a.answers
+            time.sleep(0.3)
+            assert a.answers == a_then  # the removed upstream gets nothing new
+            assert b.answers == b_then  # and b is still believed blocked
+            # a file that does not check is refused with its reasons; nothing changes
+            path.write_text(config([url_b, url_c], strategy="nope"))
+            bad = httpx.post(lb.admin + "/admin/reload")
+            assert bad.status_code == 400 and "pools[0].strategy" in bad.json()["error"]
+            assert lb.upstreams() == [url_b, url_c]
+            # what only a restart can change is refused, and says so
+            path.write_text(config([url_b, url_c], port=1))
+            fixed = httpx.post(lb.admin + "/admin/reload")
+            assert fixed.status_code == 400 and "listen.port changed" in fixed.json()["error"]
+            # SIGHUP does the same as POST /admin/reload
+            path.write_text(config([url_c, url_a]))
+            lb.child.send_signal(signal.SIGHUP)
+            assert until(lambda: lb.upstreams() == [url_c, url_a])
+            time.sleep(0.3)
+            sent = len(lb.statuses)
+        finally:
+            lb.close()
     assert sent > 100 and set(lb.statuses) == {200}, "a request failed across the reloads"
     assert lb.child.returncode == 0
 

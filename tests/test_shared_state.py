@@ -156,8 +156,8 @@ def test_redis_absent_from_the_start_still_serves(tmp_path):
             metrics = httpx.get(a.admin_url + "/metrics").text
     assert codes == [200] * 20
     assert not view["connected"] and view["errors"] >= 1 and view["outbox"] > 0
-    assert "banditlb_shared_connected 0.0" in metrics
-    assert "banditlb_shared_replicas 1.0" in metrics
+    assert 'banditlb_shared_connected{pool="test"} 0.0' in metrics
+    assert 'banditlb_shared_replicas{pool="test"} 1.0' in metrics
 
 
 def test_evidence_round_trips_and_anything_else_is_refused():

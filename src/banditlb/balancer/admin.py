@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from banditlb.balancer.config import ConfigError, LbConfig, resolve_upstreams, split_upstreams
 from banditlb.balancer.core import Balancer, ReloadError, SwitchError
+from banditlb.balancer.pools import UnknownPool
 from banditlb.balancer.reload import reload_from_file
 
 TOKEN_ENV = "BANDITLB_ADMIN_TOKEN"
@@ -59,7 +60,10 @@ def _admin(handler):
             return JSONResponse({"ok": False, "error": reason}, 401,
                                 {"WWW-Authenticate": "Bearer"})
         try:
-            return JSONResponse(await handler(request, request.app.state.balancer))
+            balancer = request.app.state.pools.named(request.query_params.get("pool"))
+            return JSONResponse(await handler(request, balancer))
+        except UnknownPool as exc:
+            return JSONResponse({"ok": False, "error": str(exc.args[0])}, 404)
         except (SwitchError, ConfigError, ReloadError) as exc:
             return JSONResponse({"ok": False, "error": str(exc)}, 400)
     return guarded
@@ -133,7 +137,8 @@ async def admin_flush(request: Request, balancer: Balancer) -> dict:
 
 
 async def admin_reload(request: Request, balancer: Balancer) -> dict:
-    return await reload_from_file(balancer)
+    """Every pool at once (the file is one), whatever ?pool= says."""
+    return await reload_from_file(request.app.state.pools)
 
 
 def admin_routes() -> list[Route]:

@@ -26,6 +26,7 @@ from banditlb.balancer.core import Balancer
 from banditlb.balancer.events import EventHub, encode
 from banditlb.balancer.forward import forward, refuse_websocket
 from banditlb.balancer.metrics import metrics_registry
+from banditlb.balancer.pools import Pools, UnknownPool
 from banditlb.balancer.reload import reload_logged
 from banditlb.balancer.replies import send_answer, send_json
 from banditlb.dashboard import dashboard_routes
@@ -112,7 +113,10 @@ async def health(request: Request) -> Response:
 
 
 async def stats(request: Request) -> Response:
-    return JSONResponse(request.app.state.balancer.snapshot())
+    try:
+        return JSONResponse(request.app.state.pools.snapshot(request.query_params.get("pool")))
+    except UnknownPool as exc:
+        return JSONResponse({"status": "error", "error": str(exc.args[0])}, 404)
 
 
 async def metrics(request: Request) -> Response:
@@ -121,7 +125,7 @@ async def metrics(request: Request) -> Response:
 
 async def events(request: Request) -> Response:
     hub: EventHub = request.app.state.events
-    client = hub.subscribe(encode("metrics", request.app.state.balancer.snapshot()),
+    client = hub.subscribe(encode("metrics", request.app.state.pools.snapshot()),
                            encode("heartbeat", {"t": time.time()}))
     if client is None:
         return JSONResponse({"status": "error", "error": f"too many event streams (at most "
@@ -136,30 +140,39 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
                         exc.status_code, exc.headers)
 
 
-def _reload_on_sighup(balancer: Balancer) -> bool:
+def _reload_on_sighup(pools: Pools) -> bool:
     """SIGHUP reloads the config file (a balancer started from one, in the main thread);
     whether the handler is installed."""
-    if balancer.config.source is None:
+    if pools.main.config.source is None:
         return False
     loop = asyncio.get_running_loop()
     try:
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(
-            reload_logged(balancer)))
+            reload_logged(pools)))
     except (RuntimeError, ValueError):  # not the main thread (a balancer in a test thread)
         return False
     return True
 
 
+def _host(scope: Scope) -> str | None:
+    """The request's Host without its port."""
+    for name, value in scope["headers"]:
+        if name == b"host":
+            host = value.decode("latin-1")
+            return host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    return None
+
+
 def create_app(config: LbConfig) -> BalancerApp:
     """The balancer app for `config`; the store is opened and the run begun at startup."""
     hub = EventHub()
-    balancer = Balancer(config, hub)
+    pools = Pools(config, hub)
 
     @asynccontextmanager
     async def lifespan(app: Starlette):
-        await balancer.start()
-        ticker = asyncio.create_task(hub.run_ticker(balancer.snapshot))
-        reloads = _reload_on_sighup(balancer)
+        await pools.start()
+        ticker = asyncio.create_task(hub.run_ticker(pools.snapshot))
+        reloads = _reload_on_sighup(pools)
         try:
             yield
         finally:
@@ -167,7 +180,7 @@ def create_app(config: LbConfig) -> BalancerApp:
                 asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
             ticker.cancel()
             hub.close()
-            await balancer.stop()
+            await pools.stop()
 
     routes: list[BaseRoute] = [
         Route("/health", health, methods=["GET"]),
@@ -180,10 +193,11 @@ def create_app(config: LbConfig) -> BalancerApp:
     control = Starlette(routes=routes, lifespan=lifespan,
                         exception_handlers={404: _http_error, 405: _http_error})
     control.state.config = config
-    control.state.balancer = balancer
+    control.state.pools = pools
+    control.state.balancer = pools.main
     control.state.events = hub
-    control.state.registry = metrics_registry(balancer)
-    return BalancerApp(control, balancer)
+    control.state.registry = metrics_registry(pools)
+    return BalancerApp(control, pools)
 
 
 class BalancerApp:
@@ -195,9 +209,10 @@ class BalancerApp:
     path is worth a measurable share of the per-request cost (bench/README.md).
     """
 
-    def __init__(self, control: Starlette, balancer: Balancer):
+    def __init__(self, control: Starlette, pools: Pools):
         self.control = control
-        self.balancer = balancer
+        self.pools = pools
+        self.balancer = balancer = pools.main
         self.state = control.state
         self.http = balancer.config.contract == HTTP
         self.admin_port: int | None = None
@@ -207,7 +222,13 @@ class BalancerApp:
         kind = scope["type"]
         if self.http and kind != "lifespan" and scope["server"][1] != self.admin_port:
             if kind == "http":
-                await forward(self.balancer, scope, receive, send)
+                balancer = self.pools.pick(_host(scope), scope["path"]) \
+                    if self.pools.routes else self.balancer
+                if balancer is None:
+                    await send_json(send, 404, {"status": "error", "error": "no route "
+                                                "matches this request's host and path"})
+                    return
+                await forward(balancer, scope, receive, send)
             else:
                 await refuse_websocket(scope, send)
         elif kind == "http" and scope["path"] == "/" and not self.http:

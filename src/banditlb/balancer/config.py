@@ -82,6 +82,35 @@ class LbConfig:
     """Where the pool's replicas share their evidence; None: this process learns alone."""
     source: Path | None = None
     """The config file this came from: read again on SIGHUP and POST /admin/reload."""
+    name: str = "default"
+    """The pool's name (its metrics label, its Redis namespace, ?pool= on the admin API)."""
+    routes: tuple[PoolRoute, ...] = ()
+    """Which requests go to which pool, first match wins; () sends all to this one."""
+    pools: tuple[LbConfig, ...] = ()
+    """The other pools on this listener (the http contract), each with its own settings."""
+
+    @property
+    def all_pools(self) -> tuple[LbConfig, ...]:
+        return (self, *self.pools)
+
+
+@dataclass(frozen=True)
+class PoolRoute:
+    """Requests whose path starts with `path_prefix` (and whose Host is `host`, when set)
+    go to `pool`."""
+
+    pool: str
+    path_prefix: str = "/"
+    host: str | None = None
+    """Compared without the port, case-insensitively."""
+
+    def __post_init__(self):
+        if not self.path_prefix.startswith("/"):
+            raise ConfigError(f"path_prefix {self.path_prefix!r} must start with /")
+
+    def matches(self, host: str | None, path: str) -> bool:
+        return path.startswith(self.path_prefix) and (
+            self.host is None or (host or "").lower() == self.host.lower())
 
 
 @dataclass(frozen=True)

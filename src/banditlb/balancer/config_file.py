@@ -1,7 +1,9 @@
 """`banditlb.toml`: the balancer's settings in a file, checked whole before anything starts.
 
-The file holds what the `lb` flags hold: a `[listen]` table and one `[[pools]]` entry
-(its upstreams, strategy, parameters, contract, rules, retry budget and forwarding).
+The file holds what the `lb` flags hold, and more: a `[listen]` table, one or more
+`[[pools]]` (each with its upstreams, strategy, parameters, contract, rules, retry
+budget and forwarding), `[[routes]]` that send a path prefix and/or a Host to a
+pool (first match wins), and `[shared_state]` (Redis, shared by pool name).
 Every problem is reported at once, each with its key and line, so one round of edits
 fixes them all. TOML parsers give no positions for keys, so lines are found by
 reading the file's table headers and assignments (`locate`).
@@ -24,6 +26,7 @@ from banditlb.balancer.config import (
     ConfigError,
     Forwarding,
     LbConfig,
+    PoolRoute,
     checked_contract,
     default_contract,
     resolve_upstreams,
@@ -47,7 +50,8 @@ BUDGET_KEYS = {"percent": float, "min_retries": int}
 FORWARDING_KEYS = {"max_retry_body": int, "retry_unsafe": bool, "host_header": str,
                    "forwarded": list, "ca_bundle": str, "max_body_bytes": int}
 SHARED_KEYS = {"url": str, "sync_ms": float, "password": str}
-TOP_KEYS = {"listen": dict, "pools": list, "shared_state": dict}
+ROUTE_KEYS = {"pool": str, "path_prefix": str, "host": str}
+TOP_KEYS = {"listen": dict, "pools": list, "shared_state": dict, "routes": list}
 
 
 @dataclass
@@ -109,22 +113,27 @@ def check(path: Path, *, data_dir: Path = Path(".banditlb"), fleet_url: str | No
     if not isinstance(pools, list) or not pools:
         report.add("pools", "one [[pools]] table is needed (its upstreams, strategy, ...)")
         return FileConfig(None, problems)
-    if len(pools) > 1:
-        report.add("pools[1]", "one pool per balancer for now: run one banditlb lb per pool")
-    pool = pools[0] if isinstance(pools[0], dict) else {}
-    lb = _pool(pool, listen, report, data_dir, fleet_url, admin_token)
-    shared = doc.get("shared_state")
-    if isinstance(shared, dict):
-        report.keys(shared, SHARED_KEYS, "shared_state")
-        if "url" not in shared:
-            report.add("shared_state.url", "the Redis URL is needed, e.g. redis://127.0.0.1:6379")
-        typed = _typed(shared, SHARED_KEYS)
-        name = pool.get("name", "default")
-        shared = report.value("shared_state", lambda: SharedConfig(
-            typed.get("url", "redis://"), name if isinstance(name, str) else "default",
-            float(typed.get("sync_ms", DEFAULT_SYNC_MS)), typed.get("password")), shared)
-        if lb is not None and shared is not None:
-            lb = dataclasses.replace(lb, shared=shared)
+    tables = [pool if isinstance(pool, dict) else {} for pool in pools]
+    names = _pool_names(tables, report)
+    shared = _shared(doc.get("shared_state"), report)
+    built = []
+    for k, (pool, name) in enumerate(zip(tables, names, strict=True)):
+        lb = _pool(pool, listen, report, data_dir, fleet_url, admin_token, f"pools[{k}]")
+        if lb is not None:
+            built.append(dataclasses.replace(lb, name=name, shared=None if shared is None else
+                                             dataclasses.replace(shared, pool=name)))
+    routes = _routes(doc.get("routes"), names, report)
+    if len(tables) > 1:
+        if not routes:
+            report.add("routes", "several pools need [[routes]] (a path_prefix and/or host "
+                                 "per pool) to say which requests go where")
+        for k, lb in enumerate(built):
+            if lb.contract != HTTP:
+                report.add(f"pools[{k}].contract", "only http-contract pools can share a "
+                                                   "listener (the challenge contract is POST /)")
+    lb = None
+    if len(built) == len(tables):
+        lb = dataclasses.replace(built[0], routes=routes, pools=tuple(built[1:]))
     if lb is not None:
         lb = dataclasses.replace(lb, source=path)
     return FileConfig(None if problems else lb, problems)
@@ -191,9 +200,63 @@ def _kind(kind) -> str:
     return " or ".join(names[k] for k in kinds)
 
 
+def _pool_names(pools: list[dict], report: _Reporter) -> list[str]:
+    """Each pool's name: given (unique, a word), or "default" for a lone pool."""
+    names = []
+    for k, pool in enumerate(pools):
+        name = pool.get("name", "default" if len(pools) == 1 else None)
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+            report.add(f"pools[{k}].name" if "name" in pool else f"pools[{k}]",
+                       "each of several pools needs a name: letters, digits, _ . - (at "
+                       "most 64)" if name is None else "a name is letters, digits, _ . - "
+                       "(at most 64)")
+            name = f"pool{k}"
+        elif name in names:
+            report.add(f"pools[{k}].name", f"pool name {name!r} is used twice")
+        names.append(name)
+    return names
+
+
+def _shared(doc, report: _Reporter) -> SharedConfig | None:
+    if not isinstance(doc, dict):
+        return None
+    report.keys(doc, SHARED_KEYS, "shared_state")
+    if "url" not in doc:
+        report.add("shared_state.url", "the Redis URL is needed, e.g. redis://127.0.0.1:6379")
+    typed = _typed(doc, SHARED_KEYS)
+    return report.value("shared_state", lambda: SharedConfig(
+        typed.get("url", "redis://"), "default", float(typed.get("sync_ms", DEFAULT_SYNC_MS)),
+        typed.get("password")), doc)
+
+
+def _routes(doc, names: list[str], report: _Reporter) -> tuple[PoolRoute, ...]:
+    if doc is None:
+        return ()
+    if not isinstance(doc, list):
+        report.add("routes", "routes are [[routes]] tables")
+        return ()
+    routes = []
+    for k, route in enumerate(doc):
+        key = f"routes[{k}]"
+        if not isinstance(route, dict):
+            report.add(key, "a route is a table: pool, path_prefix, host")
+            continue
+        report.keys(route, ROUTE_KEYS, key)
+        pool = route.get("pool")
+        if pool not in names:
+            report.add(f"{key}.pool" if "pool" in route else key,
+                       f"a route names its pool, one of: {', '.join(names)}")
+            continue
+        typed = _typed(route, ROUTE_KEYS)
+        built = report.value(key, lambda t=typed, p=pool: PoolRoute(
+            p, t.get("path_prefix", "/"), t.get("host")), route)
+        if built is not None:
+            routes.append(built)
+    return tuple(routes)
+
+
 def _pool(pool: dict, listen: dict, report: _Reporter, data_dir: Path,
-          fleet_url: str | None, admin_token: str | None) -> LbConfig | None:
-    key = "pools[0]"
+          fleet_url: str | None, admin_token: str | None, key: str) -> LbConfig | None:
     report.keys(pool, POOL_KEYS, key)
     names = pool.get("upstreams")
     resolved = None

@@ -310,11 +310,8 @@ class Balancer:
         about them (when the strategy, its parameters and seed are the same); removed
         ones drain, then close. ReloadError (nothing applied) for what needs a restart."""
         async with self._switching:
+            self.check_reload(new)
             old_config, old = self.config, self.lane
-            fixed = [name for name, then, now in _restart_only(old_config, new) if then != now]
-            if fixed:
-                raise ReloadError(f"{', '.join(fixed)} changed: that needs a restart (the "
-                                  f"running configuration stays)")
             access_log = self.access_log
             if new.access_log != old_config.access_log:
                 access_log = self._open_access_log(new.access_log, ReloadError)
@@ -323,11 +320,8 @@ class Balancer:
                         new.max_retry_after_s)
             kept = learning == (old_config.strategy, old_config.params, old_config.seed,
                                 old_config.rules.free_attempts, old_config.max_retry_after_s)
-            try:
-                strategy = old.strategy if kept and same_set else build_strategy(
-                    new.strategy, len(new.upstreams), new.seed, new.params, new)
-            except SwitchError as exc:
-                raise ReloadError(str(exc)) from exc
+            strategy = old.strategy if kept and same_set else build_strategy(
+                new.strategy, len(new.upstreams), new.seed, new.params, new)
             if kept and not same_set:
                 names = [u.name for u in old.upstreams]
                 keep = [names.index(u.name) if u.name in names else None
@@ -359,6 +353,18 @@ class Balancer:
                     "learning": "kept" if kept else "restarted (strategy, parameters, seed "
                                 "or free attempts changed)",
                     "run_id": lane.run_id}
+
+    def check_reload(self, new: LbConfig) -> None:
+        """ReloadError if `new` cannot be applied (what needs a restart, a strategy that
+        cannot be built), before anything changes."""
+        fixed = [name for name, then, now in _restart_only(self.config, new) if then != now]
+        if fixed:
+            raise ReloadError(f"{', '.join(fixed)} changed: that needs a restart (the "
+                              f"running configuration stays)")
+        try:
+            build_strategy(new.strategy, len(new.upstreams), new.seed, new.params, new)
+        except SwitchError as exc:
+            raise ReloadError(str(exc)) from exc
 
     async def _drain(self, old: Lane) -> None:
         """Close a replaced lane's upstream clients once its requests are answered."""

@@ -13,14 +13,15 @@ import asyncio
 import logging
 
 from banditlb.balancer import config_file
-from banditlb.balancer.core import Balancer, ReloadError
+from banditlb.balancer.core import ReloadError
+from banditlb.balancer.pools import Pools
 
 log = logging.getLogger("banditlb.reload")
 
 
-async def reload_from_file(balancer: Balancer) -> dict:
+async def reload_from_file(pools: Pools) -> dict:
     """Apply the file the balancer started from; ReloadError (nothing applied) if not."""
-    running = balancer.config
+    running = pools.main.config
     if running.source is None:
         raise ReloadError("started without --config: there is no file to reload")
     checked = await asyncio.to_thread(
@@ -29,15 +30,17 @@ async def reload_from_file(balancer: Balancer) -> dict:
     if checked.problems:
         raise ReloadError("the file has problems (the running configuration stays):\n" +
                           "\n".join(p.render(running.source) for p in checked.problems))
-    return await balancer.reload(checked.lb)
+    return await pools.reload(checked.lb)
 
 
-async def reload_logged(balancer: Balancer) -> None:
+async def reload_logged(pools: Pools) -> None:
     """SIGHUP's reload: its result, or why it was refused, goes to the log."""
     try:
-        done = await reload_from_file(balancer)
+        done = await reload_from_file(pools)
     except ReloadError as exc:
         log.error("reload refused: %s", exc)
         return
-    log.warning("reloaded %s: upstreams %s, learning %s", balancer.config.source,
-                ", ".join(done["upstreams"]), done["learning"])
+    for name, pool in done["pools"].items():
+        log.warning("reloaded %s, pool %s: upstreams %s, learning %s",
+                    pools.main.config.source, name, ", ".join(pool["upstreams"]),
+                    pool["learning"])

@@ -157,7 +157,7 @@ class LbOptions:
         if f.ca_bundle is not None:
             args += ["--ca-bundle", str(f.ca_bundle)]
         if self.shared is not None:
-            args += ["--shared-state", self.shared.url, "--shared-pool", self.shared.pool,
+            args += ["--shared-state", self.shared.url, "--pool", self.shared.pool,
                      "--sync-ms", str(self.shared.sync_ms)]
         return args  # the admin token goes through the environment: argv is public
 
@@ -176,7 +176,8 @@ def start_lb_thread(upstreams: list[str], *, strategy: str = "auto", data_dir: s
                       retry_budget=retry_budget_for(opts.retry_budget, opts.retry_budget_min,
                                                     contract),
                       access_log=opts.access_log, max_head_bytes=opts.max_head_bytes,
-                      shared=opts.shared)
+                      shared=opts.shared,
+                      name="default" if opts.shared is None else opts.shared.pool)
     sockets = [bind(host, port)]
     app = create_app(config)
     if contract == HTTP:

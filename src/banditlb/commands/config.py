@@ -54,6 +54,10 @@ def check_command(
         err.print(f"{len(checked.problems)} problem(s) in {escape(str(file))}")
         raise typer.Exit(1)
     lb = checked.lb
-    out.print(f"ok: {escape(str(file))}: listen {lb.host}:{lb.port}, {lb.contract} contract, "
-              f"strategy {lb.strategy}, {len(lb.upstreams)} upstream(s): "
-              f"{escape(', '.join(u.name for u in lb.upstreams))}")
+    out.print(f"ok: {escape(str(file))}: listen {lb.host}:{lb.port}")
+    for pool in lb.all_pools:
+        routes = [f"{r.host or ''}{r.path_prefix}" for r in lb.routes if r.pool == pool.name]
+        out.print(f"  pool {escape(pool.name)}{' for ' + ', '.join(routes) if routes else ''}: "
+                  f"{pool.contract} contract, strategy {pool.strategy}, "
+                  f"{len(pool.upstreams)} upstream(s): "
+                  f"{escape(', '.join(u.name for u in pool.upstreams))}")

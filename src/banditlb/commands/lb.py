@@ -146,9 +146,10 @@ def lb_command(
     sync_ms: Annotated[float, typer.Option(
         help="With --shared-state: evidence is flushed and read at most this many ms "
              "apart (a refusal at once).")] = DEFAULT_SYNC_MS,
-    shared_pool: Annotated[str, typer.Option(
-        help="With --shared-state: the pool's name, which namespaces its Redis keys "
-             "(replicas of one pool share it).")] = "default",
+    pool: Annotated[str, typer.Option(
+        help="The pool's name: the 'pool' label of its metrics and, with --shared-state, "
+             "its Redis namespace (replicas of one pool share it). A config file names "
+             "its pools itself.")] = "default",
     access_log: Annotated[Path | None, typer.Option(
         dir_okay=False, help="http contract: append one JSON line per request here ('-': "
                              "standard output), with nginx's field names (status, "
@@ -191,9 +192,9 @@ def lb_command(
                                      _admin_port(admin_port, port), max_body_bytes),
                           retry_budget_for(retry_budget, retry_budget_min, contract),
                           access_log, max_head_bytes)
+            lb = dataclasses.replace(lb, name=pool)
         if shared_state is not None:
-            lb = dataclasses.replace(lb, shared=SharedConfig(shared_state, shared_pool,
-                                                             sync_ms))
+            lb = dataclasses.replace(lb, shared=SharedConfig(shared_state, lb.name, sync_ms))
         if workers > 1:
             raise SystemExit(_supervise(lb, workers, err))
         app = create_app(lb)
@@ -222,6 +223,9 @@ def lb_command(
                   f"{lb.strategy}, "
                   f"{len(resolved)} upstreams ({resolved[0].name} ... {resolved[-1].name}), "
                   f"{where}")
+        for pool in lb.pools:
+            err.print(f"  pool {pool.name}: strategy {pool.strategy}, "
+                      f"{len(pool.upstreams)} upstreams")
         if http:
             admin_url = url_of(sockets[1])
             err.print(f"  stats, metrics, admin and dashboard on {admin_url}")

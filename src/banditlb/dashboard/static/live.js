@@ -110,6 +110,15 @@ function sharedText(sh) {
     `${lag}; every ${sh.sync_ms} ms`;
 }
 
+/** Each pool on this listener: where its requests come from, what serves them, how it does. */
+function poolsText(pools, shown) {
+  if (!pools || pools.length < 2) return null;
+  const where = (r) => `${r.host ?? "any host"}${r.path_prefix}`;
+  return pools.map((p) => `${p.name === shown ? "▸ " : ""}${p.name}: ${p.routes.map(where).join(", ")}` +
+    ` → ${p.upstreams.length} upstream${p.upstreams.length === 1 ? "" : "s"} (${p.strategy}); ` +
+    `${p.requests} requests, score ${num(p.score, 1)}`).join(" · ");
+}
+
 function render(snap, oracle) {
   facts.replaceChildren(
     fact("strategy", `${snap.strategy}${snap.alias && snap.alias !== snap.strategy ? ` (${snap.alias})` : ""}`),
@@ -121,6 +130,8 @@ function render(snap, oracle) {
     fact("waiting", waitingText(snap.waiting)),
     fact("shared", sharedText(snap.shared)),
   );
+  const pools = poolsText(snap.pools, snap.pool);
+  if (pools) facts.append(fact("pools", pools));
   const servers = snap.servers.map((s) => ({ ...s, port: portOf(s.upstream) }));
   live.view.update({
     counters: { requests: snap.requests, accepted: snap.accepted, penalized: snap.penalized,
