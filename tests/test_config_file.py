@@ -109,3 +109,22 @@ def test_the_example_file_checks_clean():
     assert checked.problems == [] and checked.lb.port == 8080
     assert [u.name for u in checked.lb.upstreams] == ["http://127.0.0.1:9001",
                                                       "http://127.0.0.1:9002"]
+
+
+def test_weights_are_one_per_upstream(tmp_path):
+    path = tmp_path / "w.toml"
+    base = '[[pools]]\nupstreams = ["http://127.0.0.1:9", "http://127.0.0.1:10"]\n'
+    path.write_text(base + "weights = [1, 0.5, 2]\n")
+    problems = config_file.check(path).problems
+    assert [(p.key, p.line) for p in problems] == [("pools[0].weights", 3)]
+    assert "3 given for 2 upstreams" in problems[0].message
+    path.write_text(base + "weights = [0, 0]\n")
+    assert "at least one above 0" in config_file.check(path).problems[0].message
+    path.write_text(base + "weights = [1, 0]\n")
+    assert config_file.load(path).weights == (1.0, 0.0)
+
+
+def test_lb_refuses_weights_that_do_not_fit():
+    result = CliRunner().invoke(app, ["lb", "--upstreams", "http://127.0.0.1:9",
+                                      "--weights", "1,x"])
+    assert result.exit_code != 0 and "expected numbers" in result.output

@@ -324,3 +324,27 @@ def test_head_and_body_limits_are_settings(pair, tmp_path):
     assert cut.status_code == 413 and after.status_code == 200
     # a body the client made too long is not held against the upstream it streamed to
     assert server["failed"] == 0 and server["attempts"] == server["accepted"]
+
+
+def test_weights_lean_traffic_and_a_zero_weight_is_a_backup(pair, tmp_path):
+    (a, port_a), (b, port_b) = pair
+    ups = [f"http://127.0.0.1:{port_a}", f"http://127.0.0.1:{port_b}"]
+    with start_lb_thread(ups, strategy="round-robin", data_dir=tmp_path / "w",
+                         weights=(1.0, 0.25)) as proxy, httpx.Client() as client:
+        for k in range(400):
+            client.get(f"{proxy.url}/{k}")
+        servers = httpx.get(proxy.admin_url + "/stats").json()["servers"]
+    share_b = servers[1]["attempts"] / (servers[0]["attempts"] + servers[1]["attempts"])
+    # round robin over what is offered: b is offered a quarter of the time, and then
+    # taken every other time: about 1 in 8 (a rich getting richer learner leans harder)
+    assert 0.06 < share_b < 0.2 and [s["weight"] for s in servers] == [1.0, 0.25]
+    answered_b = b.answers
+    with lb([ups[0], ups[1]], tmp_path / "z", weights=(1.0, 0.0)) as proxy:
+        codes = [httpx.get(f"{proxy.url}/{k}").status_code for k in range(100)]
+    assert codes == [200] * 100 and b.answers == answered_b  # never while a is ready
+    with socket.socket() as spare:  # a port nobody listens on once it is closed
+        spare.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{spare.getsockname()[1]}"
+    with lb([closed, ups[1]], tmp_path / "x", weights=(1.0, 0.0)) as proxy:
+        codes = [httpx.get(f"{proxy.url}/{k}").status_code for k in range(30)]
+    assert codes == [200] * 30 and b.answers >= answered_b + 30  # the backup serves

@@ -133,6 +133,8 @@ class AttemptLoop:
         last_chance = n >= rules.free_attempts - 1
         ready = admission.ready(now, last_chance)
         if ready:
+            if strategy.weights is not None:
+                ready = strategy.offered(ready)
             pick = strategy.chooser.choose(ready, _tuple_new(Context, (now, n, self._tried)))
         else:
             if strategy.hold:

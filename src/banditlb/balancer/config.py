@@ -82,6 +82,9 @@ class LbConfig:
     """Where the pool's replicas share their evidence; None: this process learns alone."""
     source: Path | None = None
     """The config file this came from: read again on SIGHUP and POST /admin/reload."""
+    weights: tuple[float, ...] | None = None
+    """Per upstream (in order), how much it is preferred at equal quality; 0: a backup.
+    None: all alike."""
     name: str = "default"
     """The pool's name (its metrics label, its Redis namespace, ?pool= on the admin API)."""
     routes: tuple[PoolRoute, ...] = ()
@@ -92,6 +95,20 @@ class LbConfig:
     @property
     def all_pools(self) -> tuple[LbConfig, ...]:
         return (self, *self.pools)
+
+
+def checked_weights(weights, n_upstreams: int) -> tuple[float, ...] | None:
+    """Weights as a tuple (None for none given); ConfigError unless there is one per
+    upstream, each finite and >= 0, and at least one above 0."""
+    if weights is None:
+        return None
+    values = tuple(float(w) for w in weights)
+    if len(values) != n_upstreams:
+        raise ConfigError(f"weights: {len(values)} given for {n_upstreams} upstreams "
+                          f"(one per upstream, in order)")
+    if not all(0.0 <= w < float("inf") for w in values) or not any(values):
+        raise ConfigError("weights must be finite and >= 0, and at least one above 0")
+    return values
 
 
 @dataclass(frozen=True)

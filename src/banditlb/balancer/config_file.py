@@ -28,6 +28,7 @@ from banditlb.balancer.config import (
     LbConfig,
     PoolRoute,
     checked_contract,
+    checked_weights,
     default_contract,
     resolve_upstreams,
     retry_budget_for,
@@ -40,8 +41,9 @@ from banditlb.strategies import canonical_name, make_strategy
 from banditlb.waitlist import DEFAULT_MAX_WAITING
 
 LISTEN_KEYS = {"host": str, "port": int, "admin_port": int, "max_head_bytes": int}
-POOL_KEYS = {"name": str, "upstreams": list, "strategy": str, "params": dict, "seed": int,
-             "contract": str, "max_waiting": int, "max_retry_after_s": float,
+POOL_KEYS = {"name": str, "upstreams": list, "weights": list, "strategy": str,
+             "params": dict, "seed": int, "contract": str, "max_waiting": int,
+             "max_retry_after_s": float,
              "access_log": str, "rules": dict, "retry_budget": (dict, str),
              "forwarding": dict}
 RULE_KEYS = {"free_attempts": int, "penalty_weight": float, "max_attempts": int,
@@ -300,12 +302,16 @@ def _pool(pool: dict, listen: dict, report: _Reporter, data_dir: Path,
         report.add("listen.port", "must be 0-65535")
     if report.problems or resolved is None or rules is None or forwarding is None:
         return None
+    weights = report.value(f"{key}.weights", lambda: checked_weights(
+        pool.get("weights"), len(resolved)))
+    if report.problems:
+        return None
     access_log = pool.get("access_log")
     return LbConfig(resolved, strategy, dict(params), seed, rules, None,
                     listen.get("host", "127.0.0.1"), port, data_dir, fleet_url, admin_token,
                     max_waiting, float(max_retry_after), contract, forwarding, budget_config,
                     None if access_log is None else Path(access_log),
-                    listen.get("max_head_bytes", DEFAULT_MAX_HEAD_BYTES))
+                    listen.get("max_head_bytes", DEFAULT_MAX_HEAD_BYTES), weights=weights)
 
 
 def _table(pool: dict, name: str, report: _Reporter, key: str, allowed: dict) -> dict:

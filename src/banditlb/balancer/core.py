@@ -376,8 +376,10 @@ class Balancer:
     def reset(self) -> None:
         """Fresh learning for the current strategy; same run, same counters."""
         lane = self.lane
-        lane.strategy = build_strategy(lane.name, len(lane.upstreams), lane.seed,
-                                       lane.params, self.config)
+        fresh = build_strategy(lane.name, len(lane.upstreams), lane.seed, lane.params,
+                               self.config)
+        fresh.weights = lane.strategy.weights
+        lane.strategy = fresh
 
     async def flush(self) -> dict:
         """Wait until every attempt recorded so far is committed to the store."""
@@ -394,7 +396,9 @@ class Balancer:
         lane = self.lane
         now = lane.clock()
         c, strategy = lane.counters, lane.strategy
-        servers = [{"index": i, "upstream": u.name, "attempts": s.attempts,
+        weights = strategy.weights or (1.0,) * len(lane.upstreams)
+        servers = [{"index": i, "upstream": u.name, "weight": weights[i],
+                    "attempts": s.attempts,
                     "accepted": s.accepted, "failed": s.failed, "rate_limited": s.rate_limited,
                     "timeouts": s.timeouts, "conn_errors": s.conn_errors,
                     "estimate": round(strategy.estimate(i, now), 4)}
@@ -423,6 +427,7 @@ class Balancer:
                   clock: LaneClock | None = None) -> Lane:
         if clients is None:
             clients = self._clients(upstreams)
+        strategy.weights = self.config.weights if upstreams == self.config.upstreams else None
         clock = clock or LaneClock()
         budget = self.config.retry_budget
         return Lane(strategy, seed, scenario, upstreams, clients,

@@ -121,6 +121,7 @@ class LbOptions:
     max_head_bytes: int = DEFAULT_MAX_HEAD_BYTES
     shared: SharedConfig | None = None
     """Share evidence with the pool's other replicas (its password from the environment)."""
+    weights: tuple[float, ...] | None = None
 
     def rules(self) -> Rules:
         return Rules(free_attempts=self.free_attempts, penalty_weight=self.penalty_weight,
@@ -156,6 +157,8 @@ class LbOptions:
             args.append("--retry-unsafe")
         if f.ca_bundle is not None:
             args += ["--ca-bundle", str(f.ca_bundle)]
+        if self.weights is not None:
+            args += ["--weights", ",".join(map(str, self.weights))]
         if self.shared is not None:
             args += ["--shared-state", self.shared.url, "--pool", self.shared.pool,
                      "--sync-ms", str(self.shared.sync_ms)]
@@ -176,7 +179,7 @@ def start_lb_thread(upstreams: list[str], *, strategy: str = "auto", data_dir: s
                       retry_budget=retry_budget_for(opts.retry_budget, opts.retry_budget_min,
                                                     contract),
                       access_log=opts.access_log, max_head_bytes=opts.max_head_bytes,
-                      shared=opts.shared,
+                      shared=opts.shared, weights=opts.weights,
                       name="default" if opts.shared is None else opts.shared.pool)
     sockets = [bind(host, port)]
     app = create_app(config)

@@ -21,9 +21,11 @@ from banditlb.balancer.config import (
     DEFAULT_MAX_RETRY_AFTER_S,
     DEFAULT_MAX_RETRY_BODY,
     HTTP,
+    ConfigError,
     Forwarding,
     LbConfig,
     checked_contract,
+    checked_weights,
     default_contract,
     parse_forwarded,
     read_upstreams_file,
@@ -71,6 +73,14 @@ def _upstream_names(upstreams: str | None, upstreams_file: Path | None,
          "--upstreams-file FILE")
 
 
+def _numbers(text: str) -> list[float]:
+    try:
+        return [float(w) for w in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"--weights {text!r}: expected numbers separated by commas, "
+                          f"e.g. 1,1,0.5") from None
+
+
 def lb_command(
     strategy: Annotated[str, typer.Option(help="Strategy name or alias (v1..v10, thompson, "
                                           "ucb, auto, random, ...).")] = "auto",
@@ -81,6 +91,11 @@ def lb_command(
         help="Comma-separated host:port or host:a-b port ranges.")] = None,
     upstreams_file: Annotated[Path | None, typer.Option(
         help="File with one upstream (or range) per line; '#' comments.")] = None,
+    weights: Annotated[str | None, typer.Option(
+        help="Comma-separated, one per upstream in order: how much each is preferred at "
+             "equal quality (an upstream is offered to the strategy in proportion to its "
+             "weight); 0 makes it a backup, used only when no weighted one is ready.")]
+    = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0 picks a free one).")]
     = 8000,
@@ -192,7 +207,8 @@ def lb_command(
                                      _admin_port(admin_port, port), max_body_bytes),
                           retry_budget_for(retry_budget, retry_budget_min, contract),
                           access_log, max_head_bytes)
-            lb = dataclasses.replace(lb, name=pool)
+            lb = dataclasses.replace(lb, name=pool, weights=checked_weights(
+                None if weights is None else _numbers(weights), len(lb.upstreams)))
         if shared_state is not None:
             lb = dataclasses.replace(lb, shared=SharedConfig(shared_state, lb.name, sync_ms))
         if workers > 1:

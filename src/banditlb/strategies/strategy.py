@@ -8,6 +8,8 @@ server is ready, instead of trying one that is expected to refuse.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from banditlb.admission.base import Admission
 from banditlb.outcomes import Outcome
 from banditlb.quota import Quota
@@ -15,7 +17,7 @@ from banditlb.strategies.base import Chooser
 
 
 class Strategy:
-    __slots__ = ("name", "alias", "chooser", "admission", "hold", "params", "n")
+    __slots__ = ("name", "alias", "chooser", "admission", "hold", "params", "n", "weights")
 
     def __init__(self, name: str, alias: str, chooser: Chooser, admission: Admission,
                  hold: bool, params: dict):
@@ -25,6 +27,21 @@ class Strategy:
         self.params = params
         """Every parameter with its value (chooser's, admission rule's and hold)."""
         self.n = chooser.n
+        self.weights: tuple[float, ...] | None = None
+        """Per upstream, how much it is preferred at equal quality (None: all alike)."""
+
+    def offered(self, ready: Sequence[int]) -> Sequence[int]:
+        """The ready upstreams the chooser may pick from, thinned by weight: each is
+        offered with probability its weight over the highest weight ready, so at equal
+        quality traffic leans toward the heavier ones, and a weight of 0 makes an
+        upstream a backup, used only when no weighted one is ready. The draws come from
+        the chooser's seeded RNG (the same seed, the same decisions)."""
+        weights = self.weights
+        top = max(weights[s] for s in ready)
+        if top <= 0.0:
+            return ready
+        draw = self.chooser.rng.random
+        return [s for s in ready if weights[s] >= top or draw() < weights[s] / top]
 
     def estimate(self, server: int, now: float) -> float:
         """Probability that an attempt sent to `server` now is accepted."""
