@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from banditlb.fleet.limiters import build_limiter
+from banditlb.fleet.limiters import PenaltyBox, build_limiter
 from banditlb.fleet.models import LatencyModel, ServerModel, SuccessModel
 from banditlb.fleet.streams import stream
 
@@ -47,6 +48,8 @@ class Scenario:
     rate_limit_headers: str = "none"
     """The scenario-wide rate-limit header style (a server's own key overrides it)."""
     rate_limit_headers_on: str = "429"
+    capacity_scale: float = 1.0
+    """How many times the capacity written in the file its limits have (scale_capacity)."""
 
     @property
     def ports(self) -> list[int]:
@@ -63,6 +66,92 @@ class Scenario:
         groups: dict = {}
         return [_build_server(self.name, spec, seed, spec.port - self.port_offset, groups)
                 for spec in self.servers]
+
+
+def scale_capacity(scenario: Scenario, factor: float) -> Scenario:
+    """The same fleet with `factor` times the capacity: every rate, burst, window limit,
+    concurrency cap and penalty-box strike count multiplied (schedules too: a sinusoid's
+    base, each step's value), every time (windows, periods, collapses, cooldowns) and
+    everything else (success, latency, faults) kept, random draws included (the name
+    names the streams). So R balancers at R times a rate find it as scarce as one
+    finds `scenario` at that rate. Whole-number fields are rounded, and a factor below 1
+    stops at each field's minimum (a burst, a window's limit or a cap of 1). Servers
+    sharing a limiter group still share one."""
+    if isinstance(factor, bool) or not isinstance(factor, int | float) or \
+            not 0 < factor < math.inf:
+        raise ScenarioError(f"capacity scale must be a number > 0 (got {factor!r})")
+    if factor == 1:
+        return scenario
+    servers = tuple(dataclasses.replace(s, limiter=_scaled(s.limiter, factor, "limiter"))
+                    for s in scenario.servers)
+    groups: dict = {}
+    for spec in servers:  # still valid (the scaled values go through the same checks)
+        try:
+            _build_server("check", spec, 0, spec.port, groups)
+        except (TypeError, ValueError) as exc:
+            raise ScenarioError(f"{scenario.name} scaled by {factor}: {exc}") from exc
+    return dataclasses.replace(scenario, servers=servers,
+                               capacity_scale=scenario.capacity_scale * factor)
+
+
+SCALED_FIELDS = {
+    "token_bucket": {"rate", "burst"}, "fixed_window": {"limit"},
+    "sliding_window": {"limit"}, "gcra": {"rate", "burst"}, "leaky_bucket": {"rate", "burst"},
+    "concurrency": {"max_in_flight"}, "penalty_box": {"strikes_to_box"}, "collapse": set(),
+    "slow_start": {"rate"}, "moving": {"base_rate", "burst"}, "none": set(),
+}
+"""Per limiter kind, the fields that are capacity (scaled by scale_capacity); `inner`
+and a `box` table are scaled by their own rules."""
+WHOLE = {"max_in_flight", "strikes_to_box"}
+"""Scaled fields that stay whole numbers (and a GCRA's burst)."""
+AT_LEAST_1 = {"burst", "limit"}
+"""Scaled numbers that stop at 1 (a window limit given as a schedule may go lower)."""
+SCALED_SHAPES = {"constant": "value", "sinusoid": "base", "daily": "base", "steps": "steps"}
+
+
+def _scaled(cfg: object, factor: float, key: str) -> object:
+    if isinstance(cfg, list):
+        return [_scaled(c, factor, f"{key}[{i}]") for i, c in enumerate(cfg)]
+    if not isinstance(cfg, dict):
+        return cfg  # not a limiter table: left for the checks to name
+    kind = cfg.get("kind")
+    fields = SCALED_FIELDS.get(kind)
+    if fields is None:
+        raise ScenarioError(f"{key}: no rule to scale the capacity of a {kind!r} limiter")
+    out = dict(cfg)
+    for name, value in cfg.items():
+        if name == "inner":
+            out[name] = _scaled(value, factor, f"{key}.inner")
+        elif name == "box" and isinstance(value, dict):
+            out[name] = _scaled_box(value, factor)
+        elif name in fields:
+            whole = name in WHOLE or (kind in ("gcra", "leaky_bucket") and name == "burst")
+            out[name] = _times(value, factor, whole, 1.0 if name in AT_LEAST_1 else 0.0)
+    if kind == "moving":
+        out["box"] = _scaled_box(cfg.get("box", {}), factor)  # its default box too
+    elif kind == "penalty_box" and "strikes_to_box" not in cfg:
+        out["strikes_to_box"] = _times(PenaltyBox.strikes_to_box, factor, True)
+    return out
+
+
+def _scaled_box(box: dict, factor: float) -> dict:
+    return {**box, "strikes_to_box": _times(box.get("strikes_to_box",
+                                                    PenaltyBox.strikes_to_box), factor, True)}
+
+
+def _times(value: object, factor: float, whole: bool, least: float = 0.0) -> object:
+    if isinstance(value, dict):  # a rate schedule {shape = ...}
+        field = SCALED_SHAPES.get(value.get("shape"))
+        if field is None or field not in value:
+            return value  # not one we know: the checks name what is wrong
+        if field == "steps":
+            return {**value, "steps": [[t, v * factor] for t, v in value["steps"]]}
+        return {**value, field: value[field] * factor}
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    if whole:
+        return max(1, round(value * factor))
+    return max(least, value * factor)
 
 
 def preset_names() -> list[str]:
