@@ -24,6 +24,9 @@ from banditlb.commands.common import (
     resolve_scenarios,
     resolve_strategies,
 )
+from banditlb.fleet.scenario import ScenarioError, scale_capacity
+from banditlb.shared.config import DEFAULT_SYNC_MS
+from banditlb.sim.engine import ISOLATED, parse_sync_ms
 from banditlb.sim.matrix import run_matrix
 from banditlb.sim.report import plot_regret, print_json, print_markdown, print_tables
 from banditlb.strategies import parse_params, strategy_spec
@@ -57,11 +60,32 @@ def simulate_command(
                                               "oracle (PNG) to this path.")] = None,
     workers: Annotated[int | None, typer.Option(min=1, help="Processes (default: one per "
                                                 "core).")] = None,
+    replicas: Annotated[int, typer.Option(
+        help="Balancer replicas in front of the one fleet, each with its own strategy "
+             "(seeds seed, seed+1, ...); ids go round-robin, --rps is their total.")] = 1,
+    sync_ms: Annotated[str, typer.Option(
+        help="How late each replica hears the others' attempts and answers (ms), or "
+             "off (also inf, isolated) for replicas that share nothing.")] =
+        f"{DEFAULT_SYNC_MS:g}",
+    capacity_scale: Annotated[float, typer.Option(
+        help="Multiply every server's capacity (rates, bursts, window limits, caps): "
+             "R replicas at R x the rate on a fleet scaled by R find it as scarce as one "
+             "at the rate on the file's fleet.")] = 1.0,
 ) -> None:
     """Simulate strategies against the fleet models in virtual time (no sockets, no sleeps)."""
     err = Console(stderr=True)
     names = resolve_strategies(strategies, include_oracle=True)
     chosen = resolve_scenarios(scenarios)
+    if replicas < 1:
+        fail(f"--replicas must be a whole number >= 1 (got {replicas})")
+    try:
+        sync_s = parse_sync_ms(sync_ms)
+    except ValueError as exc:
+        fail(f"--sync-ms: {exc}")
+    try:
+        chosen = [scale_capacity(sc, capacity_scale) for sc in chosen]
+    except ScenarioError as exc:
+        fail(f"--capacity-scale: {exc}")
     sends = arrivals_option(arrivals)
     rules = parse_rules(penalty_weight, free_attempts, max_attempts, attempt_timeout_ms,
                         deadline_ms)
@@ -85,7 +109,7 @@ def simulate_command(
         summaries = run_matrix(names, chosen, range(seeds), requests, rps, rules, params_for,
                                workers, lambda done, total: bar.update(task, completed=done,
                                                                        total=total),
-                               sends, max_waiting)
+                               sends, max_waiting, replicas, sync_s)
     elapsed = time.perf_counter() - started
     if json_out:
         print_json(summaries)
@@ -93,8 +117,12 @@ def simulate_command(
         print_markdown(summaries)
     else:
         print_tables(Console(), summaries)
+    shared = "" if replicas == 1 else (
+        f"{replicas} replicas " + ("isolated, " if sync_s == ISOLATED
+                                   else f"sharing {1000 * sync_s:g} ms late, "))
+    scaled = "" if capacity_scale == 1 else f"capacity x{capacity_scale:g}, "
     err.print(f"[dim]{len(summaries)} rows, {seeds} seeds x {requests} requests, "
-              f"arrivals {sends.label}, "
+              f"arrivals {sends.label}, {shared}{scaled}"
               f"{elapsed:.1f} s[/dim]")
     if plot:
         plot_regret(summaries, plot)

@@ -1,4 +1,7 @@
-"""Many simulated runs (strategies x scenarios x seeds) in parallel, summarised with 95% CIs."""
+"""Many simulated runs (strategies x scenarios x seeds) in parallel, summarised with 95% CIs.
+
+Every run may be several replicas sharing evidence `sync_s` late (`replicas`, `sync_s`:
+see banditlb.sim.engine); the oracle, the yardstick, runs as the same replicas."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import numpy as np
 from banditlb.arrivals import UNIFORM, Arrivals
 from banditlb.fleet.scenario import Scenario
 from banditlb.rules import Rules
-from banditlb.sim.engine import RunStats, simulate
+from banditlb.sim.engine import DEFAULT_SYNC_S, ISOLATED, RunStats, check_replicas, simulate
 from banditlb.stats import mean_ci95
 from banditlb.strategies import canonical_name
 from banditlb.waitlist import DEFAULT_MAX_WAITING
@@ -31,11 +34,13 @@ class Job:
     params: dict
     arrivals: Arrivals = UNIFORM
     max_waiting: int = DEFAULT_MAX_WAITING
+    replicas: int = 1
+    sync_s: float = DEFAULT_SYNC_S
 
 
 def run_job(job: Job) -> RunStats:
     return simulate(job.strategy, job.scenario, job.seed, job.requests, job.rps, job.rules,
-                    job.params, job.arrivals, job.max_waiting)
+                    job.params, job.arrivals, job.max_waiting, job.replicas, job.sync_s)
 
 
 @dataclass
@@ -61,8 +66,20 @@ class Summary:
     regret_mean: np.ndarray | None = None
     """Mean cumulative regret against the oracle after each request (same fleet seed)."""
     regret_ci95: np.ndarray | None = None
+    replicas: int = 1
+    sync_ms: float | None = None
+    """The replicas' sync delay; None when they share nothing (or there is one)."""
+    capacity_scale: float = 1.0
+    """The fleet's capacity against its scenario file's (fleet.scenario.scale_capacity)."""
 
     def as_json(self) -> dict:
+        """The fields below; with several replicas also `replicas` and `sync_ms` (null:
+        isolated), with a scaled fleet `capacity_scale`."""
+        extra: dict = {}
+        if self.replicas > 1:
+            extra = {"replicas": self.replicas, "sync_ms": self.sync_ms}
+        if self.capacity_scale != 1:
+            extra["capacity_scale"] = self.capacity_scale
         return {
             "strategy": self.strategy, "scenario": self.scenario,
             "score_per_100": round(self.score_per_100, 3), "ci95": round(self.ci95, 3),
@@ -74,7 +91,7 @@ class Summary:
             "waited_pct": round(self.waited_pct, 2),
             "latency_p50_ms": round(self.latency_p50_ms, 2),
             "latency_p99_ms": round(self.latency_p99_ms, 2), "arrivals": self.arrivals,
-            "seeds": self.seeds, "requests": self.requests,
+            "seeds": self.seeds, "requests": self.requests, **extra,
         }
 
 
@@ -84,13 +101,16 @@ def run_matrix(strategies: list[str], scenarios: list[Scenario], seeds: Iterable
                workers: int | None = None,
                progress: Callable[[int, int], None] | None = None,
                arrivals: Arrivals = UNIFORM,
-               max_waiting: int = DEFAULT_MAX_WAITING) -> list[Summary]:
-    """Simulate every (strategy, scenario, seed); the oracle always runs as the yardstick."""
+               max_waiting: int = DEFAULT_MAX_WAITING, replicas: int = 1,
+               sync_s: float = DEFAULT_SYNC_S) -> list[Summary]:
+    """Simulate every (strategy, scenario, seed); the oracle always runs as the yardstick.
+    `rps` is the total rate, spread over the `replicas`."""
+    check_replicas(replicas, sync_s)
     names = [canonical_name(s) for s in strategies]
     runs = names if ORACLE in names else [*names, ORACLE]
     seeds = list(seeds)
     jobs = [Job(s, sc, seed, requests, rps, rules, params_for(s), arrivals,
-                max_waiting)
+                max_waiting, replicas, sync_s)
             for sc in scenarios for s in runs for seed in seeds]
     workers = workers or min(len(jobs), os.cpu_count() or 1)
     results: list[RunStats] = []
@@ -109,11 +129,15 @@ def run_matrix(strategies: list[str], scenarios: list[Scenario], seeds: Iterable
     for job, stats in zip(jobs, results, strict=True):
         by_key.setdefault((job.strategy, job.scenario.name), []).append(stats)
     summaries = []
+    sync_ms = None if replicas == 1 or sync_s == ISOLATED else 1000 * sync_s
     for sc in scenarios:
         oracle = by_key[(ORACLE, sc.name)]
         for name in names:
-            summaries.append(_summarise(name, sc.name, by_key[(name, sc.name)], oracle,
-                                        arrivals.label))
+            summary = _summarise(name, sc.name, by_key[(name, sc.name)], oracle,
+                                 arrivals.label)
+            summary.replicas, summary.sync_ms = replicas, sync_ms
+            summary.capacity_scale = sc.capacity_scale
+            summaries.append(summary)
     return summaries
 
 
