@@ -16,6 +16,7 @@ from bench.grid.report import load_grid, shortfalls, write_grid_report  # noqa: 
 from bench.grid.run import main, run_grid  # noqa: E402
 from bench.grid.section import (  # noqa: E402
     END,
+    REPLICAS,
     START,
     SectionError,
     extract_section,
@@ -254,3 +255,11 @@ def test_help_names_every_flag(capsys):
     for flag in ("--from-results", "--skip-live", "--seeds", "--requests", "--live-seeds",
                  "--live-requests", "--classes", "--arrivals"):
         assert flag in text
+
+
+def test_every_marked_section_survives_the_peers_rewrite():
+    old = replace_section(replace_section("# old\n", "grid body"), "replicas body", REPLICAS)
+    kept = keep_section(old, "# new peers doc\n")
+    assert kept.startswith("# new peers doc") and "grid body" in kept
+    assert extract_section(kept, REPLICAS).count("replicas body") == 1
+    assert replace_section(kept, "fresh", REPLICAS).count("replicas body") == 0

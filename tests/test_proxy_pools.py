@@ -8,6 +8,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from banditlb.balancer import config_file
+from banditlb.fleet.scenario import load_scenario
 from lb_from_file import lb_from_file
 from upstreams import Upstream, serve
 
@@ -110,3 +111,43 @@ def test_pool_and_route_mistakes_are_reported_with_key_and_line(tmp_path, edit, 
     # a missing table has no line; a key that is there is named with its line
     assert any(p.key == key and message in p.message and (p.line or key == "routes")
                for p in problems), problems
+
+
+def test_a_flaky_pool_behind_a_route_is_learned_as_in_challenge_mode(fleet_t1, tmp_path):
+    """T1's servers as the pool of a Host route, beside another pool: learned as the
+    challenge contract learns them (tests/test_proxy_http.py holds the same bar)."""
+    names = fleet_t1.upstreams("T1")
+    rates = [s.success for s in load_scenario("T1").servers]
+    best = sorted(range(len(rates)), key=lambda i: -rates[i])[:3]
+    other = Upstream("other")
+    with serve(other) as port:
+        path = tmp_path / "banditlb.toml"
+        listed = ", ".join(f'"http://{n}"' for n in names)
+        path.write_text(f"""
+[listen]
+port = 0
+admin_port = 0
+[[pools]]
+name = "other"
+upstreams = ["http://127.0.0.1:{port}"]
+[[pools]]
+name = "flaky"
+upstreams = [{listed}]
+retry_budget = "off"
+[pools.forwarding]
+retry_unsafe = true
+[[routes]]
+pool = "flaky"
+host = "ids.local"
+[[routes]]
+pool = "other"
+""")
+        with lb_from_file(path, tmp_path / "data") as lb, httpx.Client() as client:
+            answers = [client.post(lb.url + "/", json={"id": f"rout{k:020d}"},
+                                   headers={"Host": "ids.local"}) for k in range(300)]
+            servers = client.get(lb.admin + "/stats", params={"pool": "flaky"}).json()[
+                "servers"]
+    accepted = sum(a.status_code == 200 for a in answers) / len(answers)
+    attempts = [s["attempts"] for s in servers]
+    assert accepted >= 0.97 and sum(attempts[i] for i in best) / sum(attempts) >= 0.6
+    assert other.answers == 0
