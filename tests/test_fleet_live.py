@@ -49,6 +49,13 @@ def test_live_t2_server_over_its_rate_answers_429_then_recovers():
         assert [status for status, _ in post_many(port, 2)].count(429) == 0
 
 
+def test_a_fleet_with_four_times_the_capacity_admits_four_times_the_burst():
+    with start_fleet_thread(["T2"], seed=0, capacity_scale=4) as fleet:
+        port = fleet.ports["T2"][5]  # 8 requests/s, burst 8
+        statuses = [status for status, _ in post_many(port, 20)]
+    assert statuses[:8].count(429) == 0 and statuses[10:].count(429) == 10
+
+
 def test_retry_after_appears_only_in_the_retry_after_scenario():
     with start_fleet_thread(["T2", "retry-after"], seed=0) as fleet:
         plain = post_many(fleet.ports["T2"][5], 8)

@@ -57,13 +57,19 @@ def fleet_command(
                                "/health); 0 picks a free one.")] = 7000,
     port_offset: Annotated[int, typer.Option(
         help="Added to every server port, e.g. 10000 serves T1 on 14000-14009.")] = 0,
+    capacity_scale: Annotated[float, typer.Option(
+        min=0.001, help="Multiply every server's capacity (rates, bursts, window limits, "
+                        "concurrency caps) by this, keeping its times and error rates: "
+                        "R balancers at R x 10 req/s then find it as scarce as one at "
+                        "10 req/s.")] = 1.0,
     id_ttl: Annotated[float, typer.Option(
         min=0.001, help="Seconds an id's attempts are remembered after its last attempt; "
                         "scores stay exact, memory stays bounded.")] = 600.0,
 ) -> None:
     """Serve flaky, rate-limited upstream servers and score whatever balances over them."""
     try:
-        scenarios = load_scenarios(list(scenario or CHALLENGE_SCENARIOS), port_offset)
+        scenarios = load_scenarios(list(scenario or CHALLENGE_SCENARIOS), port_offset,
+                                   capacity_scale)
         fleet = LiveFleet(scenarios, host=host, control_port=control_port, seed=seed,
                           id_ttl_s=id_ttl)
     except ScenarioError as exc:

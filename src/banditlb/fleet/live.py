@@ -13,7 +13,7 @@ import socket
 from banditlb import services
 from banditlb.fleet.control import control_handler
 from banditlb.fleet.http import Handler, HttpProtocol
-from banditlb.fleet.scenario import Scenario, ScenarioError, load_scenario
+from banditlb.fleet.scenario import Scenario, ScenarioError, load_scenario, scale_capacity
 from banditlb.fleet.server import LiveScenario, server_handler
 
 MAX_PORT = 65535
@@ -27,9 +27,12 @@ class PortInUse(OSError):
         self.port = port
 
 
-def load_scenarios(names: list[str], port_offset: int = 0) -> list[Scenario]:
-    """Presets or TOML files, shifted by `port_offset`; ScenarioError on clashes."""
-    scenarios = [load_scenario(name).shifted(port_offset) for name in names]
+def load_scenarios(names: list[str], port_offset: int = 0,
+                   capacity_scale: float = 1.0) -> list[Scenario]:
+    """Presets or TOML files, shifted by `port_offset`, their capacity scaled by
+    `capacity_scale`; ScenarioError on clashes."""
+    scenarios = [scale_capacity(load_scenario(name).shifted(port_offset), capacity_scale)
+                 for name in names]
     if not scenarios:
         raise ScenarioError("no scenario given")
     seen_names, seen_ports = set(), {}

@@ -74,14 +74,14 @@ def _on_free_ports(port_offset: int | None, control_port: int,
 
 def start_fleet_thread(scenarios: list[str], seed: int = 0, host: str = "127.0.0.1",
                        port_offset: int | None = None, control_port: int = 0, *,
-                       id_ttl_s: float = 600.0) -> FleetHandle:
+                       id_ttl_s: float = 600.0, capacity_scale: float = 1.0) -> FleetHandle:
     """Serve the fleet from a daemon thread of this process; returns once it listens.
 
     Raises ScenarioError for bad scenarios and PortInUse when a port is taken.
     """
 
     def bound(offset: int) -> LiveFleet:
-        return LiveFleet(load_scenarios(scenarios, offset), host=host,
+        return LiveFleet(load_scenarios(scenarios, offset, capacity_scale), host=host,
                          control_port=control_port, seed=seed, id_ttl_s=id_ttl_s)
 
     fleet = _on_free_ports(port_offset, control_port, bound)
@@ -126,7 +126,7 @@ def start_fleet_thread(scenarios: list[str], seed: int = 0, host: str = "127.0.0
 
 def start_fleet_process(scenarios: list[str], seed: int = 0, host: str = "127.0.0.1",
                         port_offset: int | None = None, control_port: int = 0, *,
-                        id_ttl_s: float = 600.0,
+                        id_ttl_s: float = 600.0, capacity_scale: float = 1.0,
                         command_prefix: tuple[str, ...] = ()) -> FleetHandle:
     """Run `python -m banditlb fleet ...` as a child; returns once /health answers.
 
@@ -135,13 +135,14 @@ def start_fleet_process(scenarios: list[str], seed: int = 0, host: str = "127.0.
     """
 
     def spawn(offset: int) -> FleetHandle:
-        loaded = load_scenarios(scenarios, offset)
+        loaded = load_scenarios(scenarios, offset, capacity_scale)
         if port_offset is None:
             extra = [control_port] if control_port else []
             check_free(host, served_ports(loaded) + extra)
         args = [*command_prefix, sys.executable, "-m", "banditlb", "fleet", "--seed", str(seed),
                 "--host", host, "--control-port", str(control_port),
-                "--port-offset", str(offset), "--id-ttl", str(id_ttl_s)]
+                "--port-offset", str(offset), "--id-ttl", str(id_ttl_s),
+                "--capacity-scale", str(capacity_scale)]
         for name in scenarios:
             args += ["--scenario", name]
         child = subprocess.Popen(args, stdout=subprocess.PIPE, text=True,
