@@ -34,7 +34,7 @@ if __package__ in (None, ""):  # run as a script: bench/ is on the path, not the
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.grid.section import REPLICAS, replace_section  # noqa: E402
-from bench.peers.processes import free_port, log, start_redis  # noqa: E402
+from bench.peers.processes import ensure_installed, free_port, log, start_redis  # noqa: E402
 
 from banditlb.balancer.runner import start_lb_process  # noqa: E402
 from banditlb.fleet.runner import start_fleet_process  # noqa: E402
@@ -162,6 +162,7 @@ def main() -> None:
     runs: list[dict] = []
     started = time.monotonic()
     steps = len(scenarios) * args.seeds * len(setups)
+    ensure_installed(("redis-server",))
     with ExitStack() as stack:
         redis = stack.enter_context(start_redis(free_port()))
         for scenario in scenarios:

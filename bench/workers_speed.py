@@ -6,7 +6,8 @@ nginx upstream: one worker against two, on this machine's cores.
 
 `--generator wrk` loads each with wrk (C, closed loop, 64 connections, 10 s) instead of
 the Python open-loop steps: a generator that costs little CPU leaves the cores to the
-workers, which is what the 1 vs 2 comparison needs on two cores (apt installs wrk).
+workers, which is what the 1 vs 2 comparison needs on two cores (installed with apt when
+missing).
 
 The same open-loop steps as the peer throughput benchmark (bench/peers/throughput.py).
 One worker is pinned to core 0. Two workers share cores 0 and 1 with the load generator
@@ -30,7 +31,14 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: bench/ is on the path, not the repo root
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.peers.processes import binary, free_port, log, pin, start_fast_upstream  # noqa: E402
+from bench.peers.processes import (  # noqa: E402
+    binary,
+    ensure_installed,
+    free_port,
+    log,
+    pin,
+    start_fast_upstream,
+)
 from bench.peers.throughput import Target, cpu_seconds, measure  # noqa: E402
 
 from banditlb.balancer.runner import READY_PREFIX  # noqa: E402
@@ -58,6 +66,7 @@ WRK_S, WRK_CONNECTIONS = 10, 64
 
 def measure_wrk(targets: list[Target], cpus: str, workdir: Path) -> None:
     """Each target loaded by wrk for WRK_S seconds: its req/s, errors and proxy CPU."""
+    ensure_installed(("wrk",))
     script = workdir / "post.lua"
     script.write_text(WRK_SCRIPT)
     for target in targets:

@@ -34,20 +34,21 @@ class PeerError(RuntimeError):
     """A peer could not be installed or started; the message says which and why."""
 
 
-def ensure_installed() -> dict[str, str]:
-    """Install nginx and HAProxy from Debian's packages when missing; their versions."""
-    missing = [name for name in DEBIAN_PACKAGES if shutil.which(name) is None
+def ensure_installed(packages: tuple[str, ...] = DEBIAN_PACKAGES) -> dict[str, str]:
+    """Install these programs (nginx and HAProxy by default) from Debian's packages when
+    missing; their versions."""
+    missing = [name for name in packages if shutil.which(name) is None
                and not Path(f"/usr/sbin/{name}").exists()]
     if missing:
         print(f"installing {' '.join(missing)} from Debian's packages", flush=True)
         try:
             subprocess.run("apt-get update -qq && DEBIAN_FRONTEND=noninteractive "
-                           f"apt-get install -y -qq {' '.join(DEBIAN_PACKAGES)} >/dev/null",
+                           f"apt-get install -y -qq {' '.join(packages)} >/dev/null",
                            shell=True, check=True)
         except subprocess.CalledProcessError as exc:
             raise PeerError(f"could not install {', '.join(missing)} with apt-get (exit "
                             f"{exc.returncode}); install them by hand and run again") from exc
-    return {name: package_version(name) for name in DEBIAN_PACKAGES}
+    return {name: package_version(name) for name in packages}
 
 
 def package_version(name: str) -> str:
