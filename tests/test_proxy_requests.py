@@ -16,7 +16,7 @@ SNAPSHOT_KEYS = {"t", "strategy", "alias", "params", "scenario", "run_id", "sess
                  "requests", "accepted", "gave_up", "unavailable", "attempts", "penalized",
                  "rate_limited", "score", "penalty_weight", "free_attempts", "servers",
                  "latency_ms", "fleet_url", "beliefs", "waiting"}
-SERVER_KEYS = {"index", "upstream", "attempts", "accepted", "failed", "rate_limited",
+SERVER_KEYS = {"index", "upstream", "weight", "attempts", "accepted", "failed", "rate_limited",
                "timeouts", "conn_errors", "estimate"}
 
 
