@@ -12,26 +12,7 @@ import pytest
 
 from banditlb.balancer.runner import start_lb_thread
 from lb_from_file import FromFile, lb_from_file
-from upstreams import serve
-
-
-class Answers:
-    """Answers every request with one status (429 with Retry-After 30, or 200)."""
-
-    def __init__(self, status: int):
-        self.status, self.answers = status, 0
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            return
-        while (await receive()).get("more_body"):
-            pass
-        self.answers += 1
-        headers = [(b"content-length", b"2")]
-        if self.status == 429:
-            headers.append((b"retry-after", b"30"))
-        await send({"type": "http.response.start", "status": self.status, "headers": headers})
-        await send({"type": "http.response.body", "body": b"ok"})
+from upstreams import FixedStatus, serve
 
 
 def config(upstreams: list[str], strategy: str = "auto", port: int = 0) -> str:
@@ -84,7 +65,7 @@ def until(predicate, timeout_s: float = 10.0) -> bool:
 
 @pytest.fixture
 def fleet():
-    a, b, c = Answers(200), Answers(429), Answers(200)
+    a, b, c = FixedStatus(200), FixedStatus(429), FixedStatus(200)
     with serve(a) as pa, serve(b) as pb, serve(c) as pc:
         yield {name: (app, f"http://127.0.0.1:{port}")
                for name, app, port in (("a", a, pa), ("b", b, pb), ("c", c, pc))}

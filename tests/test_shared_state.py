@@ -21,31 +21,11 @@ from banditlb.shared.config import SharedConfig
 from banditlb.shared.evidence import Evidence, MalformedEvidence
 from banditlb.strategies import make_strategy
 from redis_server import RedisServer, redis_server
-from upstreams import serve
+from upstreams import FixedStatus, serve
 
 SYNC_MS = 20.0
 SLACK_S = 0.5
 """Scheduling slack on a loaded 2-core machine, beyond sync_ms."""
-
-
-class Answers:
-    """An upstream that answers every request with one status (429 with Retry-After 30,
-    or 200), counting them."""
-
-    def __init__(self, status: int):
-        self.status, self.answers = status, 0
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            return
-        while (await receive()).get("more_body"):
-            pass
-        self.answers += 1
-        headers = [(b"content-length", b"2")]
-        if self.status == 429:
-            headers.append((b"retry-after", b"30"))
-        await send({"type": "http.response.start", "status": self.status, "headers": headers})
-        await send({"type": "http.response.body", "body": b"ok"})
 
 
 def replica(upstreams: list[str], tmp_path, name: str, url: str, **options):
@@ -68,7 +48,7 @@ def wait_for(predicate, timeout_s: float) -> float | None:
 
 
 def test_a_429_seen_by_one_replica_keeps_the_other_off_that_upstream(tmp_path):
-    limited, good = Answers(429), Answers(200)
+    limited, good = FixedStatus(429), FixedStatus(200)
     with redis_server() as redis, serve(limited) as p_limited, serve(good) as p_good:
         upstreams = [f"http://127.0.0.1:{p_limited}", f"http://127.0.0.1:{p_good}"]
         with replica(upstreams, tmp_path, "a", redis.url) as a, \
@@ -94,7 +74,7 @@ def test_a_429_seen_by_one_replica_keeps_the_other_off_that_upstream(tmp_path):
 
 
 def test_redis_killed_mid_run_fails_no_request_and_sharing_resumes(tmp_path):
-    good_a, good_b = Answers(200), Answers(200)
+    good_a, good_b = FixedStatus(200), FixedStatus(200)
     with redis_server() as redis, serve(good_a) as pa, serve(good_b) as pb:
         upstreams = [f"http://127.0.0.1:{pa}", f"http://127.0.0.1:{pb}"]
         with replica(upstreams, tmp_path, "a", redis.url) as a, \
@@ -147,7 +127,7 @@ def test_redis_killed_mid_run_fails_no_request_and_sharing_resumes(tmp_path):
 
 
 def test_redis_absent_from_the_start_still_serves(tmp_path):
-    good = Answers(200)
+    good = FixedStatus(200)
     with serve(good) as port:
         nobody = RedisServer()  # a free port nobody listens on
         with replica([f"http://127.0.0.1:{port}"], tmp_path, "a", nobody.url) as a:

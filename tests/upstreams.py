@@ -59,6 +59,26 @@ class Upstream:
         await send({"type": "http.response.body", "body": out})
 
 
+class FixedStatus:
+    """Answers every request with one status (a 429 with Retry-After: 30, or 200), counting
+    them."""
+
+    def __init__(self, status: int):
+        self.status, self.answers = status, 0
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return
+        while (await receive()).get("more_body"):
+            pass
+        self.answers += 1
+        headers = [(b"content-length", b"2")]
+        if self.status == 429:
+            headers.append((b"retry-after", b"30"))
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+
 def _listener() -> socket.socket:
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
