@@ -161,48 +161,49 @@ class Pacing(Admission):
 
     def sent(self, server: int, now: float) -> None:
         self.flight.sent(server, now)
+        self._take(server, now, self._tokens)
+
+    def sent_elsewhere(self, server: int, now: float) -> None:
+        # not ours in flight (the concurrency cap is what this replica sends at once)
+        self._take(server, now, self._bucket)
+
+    def _take(self, server: int, now: float, level) -> None:
+        """An attempt takes its token, from the announced budget and from our copy of
+        the bucket, whose `level` it leaves one lower."""
         self.budgets.sent(server, now)
         if self.rate[server] != math.inf:
-            self.tokens[server] = max(0.0, self._tokens(server, now) - 1.0)
+            self.tokens[server] = max(0.0, level(server, now) - 1.0)
             self.refilled_at[server] = now
 
     def observe(self, server: int, outcome: Outcome, now: float,
                 retry_after_s: float | None, quota: Quota | None = None) -> None:
         crowded = self.flight.answered(server, now, outcome is RATE_LIMITED)
-        if quota is not None and self.read_headers:
-            self.budgets.heard(server, now, quota, self.max_retry_after_s)
-        if outcome is RATE_LIMITED:
-            if crowded:
-                # refused while others of ours were there: the cap now holds it, and its
-                # rate is not what was refused (a concurrency limit, or a burst too big);
-                # a Retry-After (whole seconds) is believed only until ours is back
-                self.rate_limited[server] += 1
-                if retry_after_s is not None and retry_after_s >= 0:
-                    back = self.flight.back_at(server, now)
-                    self.blocked_until[server] = max(self.blocked_until[server],
-                                                     min(now + retry_after_s, back))
-                return
-            self._refused(server, now, retry_after_s)
-        elif outcome is CONN_ERROR:
-            self._refused(server, now, None)
-        else:
-            self._admitted(server, now)
-
-    def sent_elsewhere(self, server: int, now: float) -> None:
-        # not ours in flight (the concurrency cap is what this replica sends at once)
-        self.budgets.sent(server, now)
-        if self.rate[server] != math.inf:
-            self.tokens[server] = max(0.0, self._bucket(server, now) - 1.0)
-            self.refilled_at[server] = now
+        self._learn(server, outcome, now, retry_after_s, quota, crowded)
+        if crowded:
+            # refused while others of ours were there: the cap now holds it, and its
+            # rate is not what was refused (a concurrency limit, or a burst too big);
+            # a Retry-After (whole seconds) is believed only until ours is back
+            self.rate_limited[server] += 1
+            if retry_after_s is not None and retry_after_s >= 0:
+                back = self.flight.back_at(server, now)
+                self.blocked_until[server] = max(self.blocked_until[server],
+                                                 min(now + retry_after_s, back))
 
     def observe_elsewhere(self, server: int, outcome: Outcome, now: float,
                           retry_after_s: float | None, quota: Quota | None,
                           crowded: bool) -> None:
+        # crowded: that replica's concurrency, not the server's rate
+        self._learn(server, outcome, now, retry_after_s, quota, crowded)
+
+    def _learn(self, server: int, outcome: Outcome, now: float, retry_after_s: float | None,
+               quota: Quota | None, crowded: bool) -> None:
+        """What an answer says of the server's budget and rate, ours or another
+        replica's; a refusal `crowded` by attempts in flight says nothing of the rate."""
         if quota is not None and self.read_headers:
             self.budgets.heard(server, now, quota, self.max_retry_after_s)
+        if crowded:
+            return
         if outcome is RATE_LIMITED:
-            if crowded:  # that replica's concurrency, not the server's rate
-                return
             self._refused(server, now, retry_after_s)
         elif outcome is CONN_ERROR:
             self._refused(server, now, None)
