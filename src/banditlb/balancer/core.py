@@ -17,14 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from banditlb.attempts import (
-    OK,
-    UNAVAILABLE,
-    AttemptLoop,
-    RouteResult,
-    judges_quality,
-    run_attempts,
-)
+from banditlb.attempts import OK, UNAVAILABLE, AttemptLoop, RouteResult, run_attempts
 from banditlb.balancer.access_log import AccessLog
 from banditlb.balancer.config import HTTP, ConfigError, LbConfig, Upstream
 from banditlb.balancer.counters import RunCounters
@@ -253,14 +246,14 @@ class Balancer:
                               timeout_s: float) -> Attempt:
         """One attempt, told to the other replicas as it leaves and as it comes back."""
         name = lane.upstreams[server].name
-        shared.sent(name)
+        shared.publish(evidence.sent(name, time.time()))
         lane.in_flight[server] += 1
         try:
             done = await attempt(lane.clients[server], timeout_s, lane.clock)
         finally:
             lane.in_flight[server] -= 1
-        crowded = done.outcome is Outcome.RATE_LIMITED and lane.in_flight[server] > 0
-        shared.answered(name, done, judges_quality(done, self.rules), crowded)
+        shared.publish(evidence.answered(name, done, time.time(), self.rules,
+                                         lane.in_flight[server]))
         return done
 
     def take_elsewhere(self, batch: list[Evidence]) -> None:

@@ -23,8 +23,10 @@ import math
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from banditlb.outcomes import Outcome
+from banditlb.attempts import judges_quality
+from banditlb.outcomes import RATE_LIMITED, Attempt, Outcome
 from banditlb.quota import Quota
+from banditlb.rules import Rules
 from banditlb.strategies import Strategy
 
 SENT, ANSWERED = "s", "a"
@@ -54,6 +56,18 @@ class Evidence(NamedTuple):
 
 def sent(upstream: str, wall: float) -> Evidence:
     return Evidence(SENT, upstream, wall)
+
+
+def answered(upstream: str, attempt: Attempt, wall: float, rules: Rules,
+             others_in_flight: int) -> Evidence:
+    """What a replica tells the others of one answer (the balancer and the simulator
+    alike): judged as the attempt loop judges it, crowded when it is a refusal while
+    `others_in_flight` of this replica's attempts were still at that server."""
+    limits = attempt.limits
+    return Evidence(ANSWERED, upstream, wall, attempt.outcome, attempt.latency_s,
+                    attempt.retry_after_s, None if limits is None else limits.quota,
+                    judges_quality(attempt, rules),
+                    attempt.outcome is RATE_LIMITED and others_in_flight > 0)
 
 
 def encode(batch: Iterable[Evidence]) -> bytes:

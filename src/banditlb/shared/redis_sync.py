@@ -37,7 +37,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
-from banditlb.outcomes import CONN_ERROR, RATE_LIMITED, Attempt
+from banditlb.outcomes import CONN_ERROR, RATE_LIMITED
 from banditlb.shared import evidence
 from banditlb.shared.config import SharedConfig
 from banditlb.shared.evidence import Evidence, MalformedEvidence
@@ -89,16 +89,12 @@ class SharedState:
 
     # the request path: never awaits, never touches the network
 
-    def sent(self, upstream: str) -> None:
-        self._put(evidence.sent(upstream, time.time()))
-
-    def answered(self, upstream: str, attempt: Attempt, judged: bool, crowded: bool) -> None:
-        limits = attempt.limits
-        self._put(Evidence(evidence.ANSWERED, upstream, time.time(), attempt.outcome,
-                           attempt.latency_s, attempt.retry_after_s,
-                           None if limits is None else limits.quota, judged, crowded))
-        if attempt.outcome is RATE_LIMITED or attempt.outcome is CONN_ERROR:
-            self._urgent.set()  # a block: the others should stay off it now
+    def publish(self, e: Evidence) -> None:
+        """Queue one piece of evidence for the next flush; a refusal or a refused
+        connection (a block: the others should stay off it now) flushes at once."""
+        self._put(e)
+        if e.outcome is RATE_LIMITED or e.outcome is CONN_ERROR:
+            self._urgent.set()
 
     def _put(self, e: Evidence) -> None:
         if len(self._outbox) == MAX_OUTBOX:

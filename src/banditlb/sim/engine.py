@@ -28,7 +28,7 @@ import math
 from dataclasses import dataclass, field
 
 from banditlb.arrivals import UNIFORM, Arrivals
-from banditlb.attempts import OK, STOP, AttemptLoop, Send, judges_quality
+from banditlb.attempts import OK, STOP, AttemptLoop, Send
 from banditlb.fleet.models import ServerModel
 from banditlb.fleet.scenario import Scenario
 from banditlb.outcomes import CONN_ERROR, RATE_LIMITED, TIMEOUT, Attempt, Outcome
@@ -36,7 +36,6 @@ from banditlb.ratelimit import parse_headers
 from banditlb.rules import Rules
 from banditlb.shared import evidence
 from banditlb.shared.config import DEFAULT_SYNC_MS
-from banditlb.shared.evidence import ANSWERED, SENT, Evidence
 from banditlb.stats import percentile
 from banditlb.strategies import make_strategy
 from banditlb.waitlist import DEFAULT_MAX_WAITING, Waitlist
@@ -148,8 +147,8 @@ def simulate(strategy: str, scenario: Scenario, seed: int, requests: int, rps: f
                     in_flight[replica][server] += 1
                     seq += 1
                     heapq.heappush(heap, (now + sync_s, seq, HEAR, replica,
-                                          (server, Evidence(SENT, names[server],
-                                                            SIM_EPOCH + now))))
+                                          (server, evidence.sent(names[server],
+                                                                 SIM_EPOCH + now))))
                 return None
             queue = waitlist if replicas == 1 else waitlists[replica_of[loop.strategy]]
             if queue.add(loop, decision.until):
@@ -186,20 +185,14 @@ def simulate(strategy: str, scenario: Scenario, seed: int, requests: int, rps: f
             next_number += 1
 
     def told(loop: AttemptLoop, attempt: Attempt, now: float) -> None:
-        """What the balancer's shared state publishes for an answer (core.py's
-        _shared_attempt): judged as `record` judges it, crowded when refused while
-        others of this replica's were in flight at that server."""
+        """What the balancer's shared state publishes for an answer (evidence.answered,
+        as core.py's _shared_attempt), heard by the others sync_s later."""
         nonlocal seq
         replica = replica_of[loop.strategy]
         server = attempt.server
         flying = in_flight[replica]
         flying[server] -= 1
-        outcome = attempt.outcome
-        limits = attempt.limits
-        e = Evidence(ANSWERED, names[server], SIM_EPOCH + now, outcome, attempt.latency_s,
-                     attempt.retry_after_s, None if limits is None else limits.quota,
-                     judges_quality(attempt, rules),
-                     outcome is RATE_LIMITED and flying[server] > 0)
+        e = evidence.answered(names[server], attempt, SIM_EPOCH + now, rules, flying[server])
         seq += 1
         heapq.heappush(heap, (now + sync_s, seq, HEAR, replica, (server, e)))
 
