@@ -124,10 +124,12 @@ class PoolRoute:
     def __post_init__(self):
         if not self.path_prefix.startswith("/"):
             raise ConfigError(f"path_prefix {self.path_prefix!r} must start with /")
+        if self.host is not None:  # lowered once, not per request
+            object.__setattr__(self, "host", self.host.lower())
 
     def matches(self, host: str | None, path: str) -> bool:
         return path.startswith(self.path_prefix) and (
-            self.host is None or (host or "").lower() == self.host.lower())
+            self.host is None or (host or "").lower() == self.host)
 
 
 @dataclass(frozen=True)

@@ -369,10 +369,9 @@ class Balancer:
     def reset(self) -> None:
         """Fresh learning for the current strategy; same run, same counters."""
         lane = self.lane
-        fresh = build_strategy(lane.name, len(lane.upstreams), lane.seed, lane.params,
-                               self.config)
-        fresh.weights = lane.strategy.weights
-        lane.strategy = fresh
+        lane.strategy = self._weighed(build_strategy(lane.name, len(lane.upstreams),
+                                                     lane.seed, lane.params, self.config),
+                                      lane.upstreams)
 
     async def flush(self) -> dict:
         """Wait until every attempt recorded so far is committed to the store."""
@@ -420,15 +419,20 @@ class Balancer:
                   clock: LaneClock | None = None) -> Lane:
         if clients is None:
             clients = self._clients(upstreams)
-        strategy.weights = self.config.weights if upstreams == self.config.upstreams else None
         clock = clock or LaneClock()
         budget = self.config.retry_budget
-        return Lane(strategy, seed, scenario, upstreams, clients,
+        return Lane(self._weighed(strategy, upstreams), seed, scenario, upstreams, clients,
                     RunCounters(len(upstreams), self.rules), clock,
                     Holding(self.config.max_waiting, clock),
                     None if budget is None else RetryBudget(budget),
                     in_flight=[0] * len(upstreams),
                     index_of={u.name: i for i, u in enumerate(upstreams)})
+
+    def _weighed(self, strategy: Strategy, upstreams: list[Upstream]) -> Strategy:
+        """The strategy with the configured weights, when it serves the configured
+        upstreams (an /admin/strategy switch to others has none)."""
+        strategy.weights = self.config.weights if upstreams == self.config.upstreams else None
+        return strategy
 
     @staticmethod
     def _open_access_log(path, error: type[Exception]) -> AccessLog | None:

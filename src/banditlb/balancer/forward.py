@@ -185,7 +185,8 @@ class _Body:
         self.head = b""
         self.complete = False
         self.size = 0
-        self.too_large = False
+        self.too_large: str | None = None
+        """Why the body was refused (past --max-body-bytes), None while it is not."""
         self.cut = False
         """The client's side broke the body off (gone, or past the bound) mid-stream."""
 
@@ -197,8 +198,9 @@ class _Body:
         chunk = message.get("body", b"")
         self.size += len(chunk)
         if self._max and self.size > self._max:
-            self.too_large = self.cut = True
-            raise BodyTooLarge(f"request body larger than {self._max} bytes")
+            self.too_large = f"request body larger than {self._max} bytes"
+            self.cut = True
+            raise BodyTooLarge(self.too_large)
         return chunk, message.get("more_body", False)
 
     async def read(self) -> None:
@@ -241,8 +243,8 @@ async def forward(balancer, scope: Scope, receive: Receive, send: Send) -> None:
         await body.read()
     except ClientGone:
         return
-    except BodyTooLarge as exc:
-        await _refuse(send, 413, str(exc))
+    except BodyTooLarge:
+        await _refuse(send, 413, body.too_large)
         return
     target = scope.get("raw_path") or scope["path"].encode()
     if scope.get("query_string"):
@@ -272,9 +274,7 @@ async def forward(balancer, scope: Scope, receive: Receive, send: Send) -> None:
         lane, result, unreachable = await balancer.route(request_id, attempt, retry)
         if body.too_large:  # cut while it streamed to the upstream
             status = 413
-            sent = await send_json(send, 413, {"status": "error", "error":
-                                               f"request body larger than "
-                                               f"{forwarding.max_body_bytes} bytes"})
+            sent = await _refuse(send, 413, body.too_large)
         elif held:  # the answer that ended the loop, or the last one when all failed
             status = held[0].status
             sent = await _pass_on(held[0], method, forwarding, receive, send)
@@ -357,5 +357,6 @@ async def refuse_websocket(scope: Scope, send: Send) -> None:
     await send({"type": "websocket.http.response.body", "body": body})
 
 
-async def _refuse(send: Send, status: int, reason: str) -> None:
-    await send_json(send, status, {"status": "error", "error": reason})
+async def _refuse(send: Send, status: int, reason: str) -> int:
+    """The balancer's own JSON error answer; the body bytes sent."""
+    return await send_json(send, status, {"status": "error", "error": reason})

@@ -49,6 +49,8 @@ KEY_TTL_S = 3600
 HEARTBEAT_S = 1.0
 SEEN_S = 5.0
 """A replica heard from within this long counts as seen."""
+MAX_SEEN = 256
+"""Replica ids remembered before the stale ones are dropped (each restart is a new id)."""
 MAX_OUTBOX = 10_000
 TIMEOUT_S = 0.5
 READ_BLOCK_MS = 500
@@ -202,6 +204,8 @@ class SharedState:
     def _take(self, fields: dict) -> None:
         replica = fields.get(b"r", b"").decode(errors="replace")
         now = time.time()
+        if replica not in self._seen and len(self._seen) >= MAX_SEEN:  # restarts add ids
+            self._seen = {r: t for r, t in self._seen.items() if now - t <= SEEN_S}
         self._seen[replica] = now
         if replica == self.replica:
             return
