@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from banditlb.fleet.models import ServerModel
 from banditlb.fleet.scenario import (
     ScenarioError,
     load_scenario,
@@ -12,16 +11,7 @@ from banditlb.fleet.scenario import (
     preset_names,
     scale_capacity,
 )
-
-
-def polite_admissions(model: ServerModel, end: float, step: float = 0.002) -> int:
-    """Requests admitted in [0, end) to a client that sends only when there is capacity."""
-    admitted, t = 0, 0.0
-    while t < end:
-        if model.available(t) and model.handle(t).status != 429:
-            admitted += 1
-        t += step
-    return admitted
+from test_fleet_models import polite_admissions
 
 
 def test_rates_and_bursts_are_multiplied_and_a_polite_client_gets_that_many_more():
@@ -32,9 +22,9 @@ def test_rates_and_bursts_are_multiplied_and_a_polite_client_gets_that_many_more
         {"kind": "token_bucket", "rate": 12.0, "burst": 12},
         {"kind": "token_bucket", "rate": 10.0, "burst": 8}]
     one, many = t2.build(0)[1], four.build(0)[1]
-    base = polite_admissions(one, 20.0)
+    base = polite_admissions(one, 0.0, 20.0, step=0.002)
     assert base == pytest.approx(2 + 2.5 * 20, abs=2)  # burst, then the rate
-    assert polite_admissions(many, 20.0) == pytest.approx(4 * base, rel=0.03)
+    assert polite_admissions(many, 0.0, 20.0, step=0.002) == pytest.approx(4 * base, rel=0.03)
 
 
 def test_what_is_not_capacity_stays_and_draws_the_same_numbers():
